@@ -1,0 +1,50 @@
+# The two commands: `make run` (build and publish the mart on the embedded default) and
+# `make test` (the test suite). Both create .venv and install the project when needed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export DO_NOT_TRACK := 1
+
+.PHONY: run test ui lint generate summary clean help
+
+help:
+	@echo "make run    - install, generate demo data, build + check + publish the mart, print a summary"
+	@echo "make test   - install, run the test suite"
+	@echo "make ui     - Dagster UI on http://127.0.0.1:3000"
+	@echo "make lint   - ruff and sqlfluff"
+	@echo "make clean  - remove data/, .dagster_home/ and dbt artefacts (keeps .venv)"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/lifecycle run
+
+test: $(STAMP)
+	$(BIN)/lifecycle prepare >/dev/null
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+ui: $(STAMP)
+	$(BIN)/lifecycle prepare >/dev/null
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
+
+generate: $(STAMP)
+	$(BIN)/lifecycle generate
+
+summary: $(STAMP)
+	$(BIN)/lifecycle summary
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/sqlfluff lint dbt_project/models
+
+clean:
+	rm -rf data .dagster_home dbt_project/target dbt_project/logs

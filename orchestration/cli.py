@@ -1,0 +1,192 @@
+"""`lifecycle`: the commands a data engineer scripts around the pipeline.
+
+lifecycle generate [--users N --days N --seed N --start-date YYYY-MM-DD]
+lifecycle run            generate demo data if the landing folder is empty, build, audit, publish
+lifecycle summary        print what the published mart holds
+lifecycle prepare        parse the dbt project (target/manifest.json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import filecmp
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from orchestration.project import PROJECT_ROOT, prepare_dbt_manifest
+from orchestration.resources import LifecycleSettings, settings_from_env
+
+log = logging.getLogger("lifecycle")
+
+
+def ensure_dagster_home() -> Path:
+    """Point DAGSTER_HOME at a project-local folder holding the repo's dagster.yaml."""
+    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    source, target = PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml"
+    if not target.exists() or not filecmp.cmp(source, target, shallow=False):
+        shutil.copyfile(source, target)
+    return home
+
+
+def generate_demo_data(settings: LifecycleSettings, args: argparse.Namespace, *, force: bool) -> None:
+    from models_py.generator import GeneratorConfig, generate, write_landing
+
+    config = GeneratorConfig(
+        seed=args.seed,
+        n_users=args.users,
+        n_days=args.days,
+        start_date=dt.date.fromisoformat(args.start_date),
+    )
+    landing = Path(settings.landing_dir)
+    marker = landing / "_truth" / "generator.json"
+    if marker.exists() and not force:
+        log.info("landing folder %s already holds generated data; `lifecycle generate` regenerates", landing)
+        return
+    started = time.perf_counter()
+    if landing.exists():
+        shutil.rmtree(landing)
+    dataset = generate(config)
+    summary = write_landing(dataset, landing)
+    log.info(
+        "generated %s users over %s days (seed %s) into %s in %.1f s: %s",
+        f"{config.n_users:,}",
+        config.n_days,
+        config.seed,
+        landing,
+        time.perf_counter() - started,
+        summary,
+    )
+
+
+def run_pipeline(settings: LifecycleSettings) -> bool:
+    """Materialise every asset and run every check in the Dagster instance; True when published."""
+    from dagster import DagsterInstance
+
+    from orchestration.execution import execute_build_job
+
+    with DagsterInstance.get() as instance:
+        result = execute_build_job(settings, instance)
+    print_check_results(result)
+    if not result.success:
+        failed = [event.step_key for event in result.all_events if event.is_step_failure]
+        where = ", ".join(failed) or "a step"
+        print(f"\nRun {result.run_id} FAILED at {where}; the published mart is unchanged.")
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data.error:
+                print(f"  {event.step_key}: {root_error_message(event.step_failure_data.error)}")
+    return result.success
+
+
+def root_error_message(error) -> str:
+    """The innermost error of a Dagster error chain: the one that says what went wrong."""
+    while error.cause is not None:
+        error = error.cause
+    return f"{error.cls_name}: {error.message.strip()[:2000]}"
+
+
+def print_check_results(result) -> None:
+    """Every failed check with its reason; the project's own checks by name; dbt tests as a count."""
+    from orchestration.checks import asset_checks
+
+    own_checks = {key.name for check in asset_checks for key in check.check_keys}
+    evaluations = result.get_asset_check_evaluations()
+    passed = sum(evaluation.passed for evaluation in evaluations)
+    print(f"\nChecks: {passed} of {len(evaluations)} passed")
+    dbt_passed = 0
+    for evaluation in sorted(evaluations, key=lambda e: (e.passed, e.check_name)):
+        if evaluation.passed and evaluation.check_name not in own_checks:
+            dbt_passed += 1
+            continue
+        status = "PASS" if evaluation.passed else "FAIL"
+        print(f"  {status}  {evaluation.asset_key.to_user_string()} :: {evaluation.check_name}")
+        if not evaluation.passed and evaluation.description:
+            for line in evaluation.description.splitlines():
+                print(f"        {line}")
+    if dbt_passed:
+        print(f"  PASS  {dbt_passed} dbt tests (unique, not_null, accepted_values, relationships)")
+
+
+def print_summary(settings: LifecycleSettings) -> None:
+    from orchestration.warehouse import connect, row_count
+
+    path = settings.published_mart_path
+    if not path.exists():
+        print(f"No published mart at {path} yet: run `make run`.")
+        return
+    with connect(path, read_only=True) as conn:
+        as_of_date, run_id = conn.execute("select as_of_date, run_id from mart_info").fetchone()
+        print(f"\nPublished mart: {path} (as of {as_of_date}, run {run_id})")
+        tables = [
+            name for (name,) in conn.execute("select table_name from duckdb_tables() order by 1").fetchall()
+        ]
+        print("Tables: " + ", ".join(f"{name} ({row_count(conn, name):,} rows)" for name in tables))
+        print("\nUsers per lifecycle stage:")
+        stages = conn.execute(
+            "select lifecycle_stage, count(*) as users, round(100.0 * count(*) / sum(count(*)) over (), 1) "
+            "from dim_users group by lifecycle_stage order by users desc"
+        ).fetchall()
+        for stage, users, share in stages:
+            print(f"  {stage:<14}{users:>10,}  {share:>5}%")
+        print(f"  {'total':<14}{sum(row[1] for row in stages):>10,}")
+        print("\nTop customers by CLV:")
+        rows = conn.execute(
+            "select c.user_id, u.lifecycle_stage, c.frequency, round(c.p_alive, 3), round(c.clv, 2) "
+            "from customer_clv c join dim_users u using (user_id) order by c.clv desc, c.user_id limit 5"
+        ).fetchall()
+        print(f"  {'user_id':<12}{'stage':<14}{'repeat':>7}{'P(alive)':>10}{'CLV':>12}")
+        for user_id, stage, frequency, p_alive, clv in rows:
+            print(f"  {user_id:<12}{stage:<14}{frequency:>7}{p_alive:>10}{clv:>12,.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lifecycle", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen_defaults = {"users": 5_000, "days": 365, "seed": 42, "start_date": "2025-01-01"}
+    for name in ("generate", "run"):
+        command = sub.add_parser(name)
+        command.add_argument("--users", type=int, default=gen_defaults["users"])
+        command.add_argument("--days", type=int, default=gen_defaults["days"])
+        command.add_argument("--seed", type=int, default=gen_defaults["seed"])
+        command.add_argument("--start-date", default=gen_defaults["start_date"])
+    sub.add_parser("summary")
+    sub.add_parser("prepare")
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s lifecycle %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    settings = settings_from_env()
+
+    if args.command == "prepare":
+        print(prepare_dbt_manifest())
+        return 0
+    if args.command == "generate":
+        generate_demo_data(settings, args, force=True)
+        return 0
+    if args.command == "summary":
+        print_summary(settings)
+        return 0
+
+    started = time.perf_counter()
+    ensure_dagster_home()
+    if not os.environ.get("LIFECYCLE_LANDING_DIR"):
+        generate_demo_data(settings, args, force=False)
+    log.info("parsing the dbt project")
+    prepare_dbt_manifest()
+    log.info("running build_mart_job (Dagster home %s)", os.environ["DAGSTER_HOME"])
+    ok = run_pipeline(settings)
+    if ok:
+        print_summary(settings)
+    print(f"\n{'Done' if ok else 'Failed'} in {time.perf_counter() - started:.1f} s.")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""The one Definitions object of the lifecycle-mart code location."""
+
+import dagster as dg
+
+from orchestration.assets.clv import customer_clv
+from orchestration.assets.dbt import lifecycle_dbt_models
+from orchestration.assets.ingest import raw_assets
+from orchestration.assets.publish import mart_staging, reporting_mart
+from orchestration.checks import asset_checks
+from orchestration.resources import build_resources
+from orchestration.schedules import jobs, schedules
+
+defs = dg.Definitions(
+    assets=[*raw_assets, lifecycle_dbt_models, customer_clv, mart_staging, reporting_mart],
+    asset_checks=asset_checks,
+    jobs=jobs,
+    schedules=schedules,
+    resources=build_resources(),
+    # Steps run one after the other in one process: DuckDB takes one writer per file, and the
+    # flow is a chain, so a process per step would only add start-up time.
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,37 @@
+"""The dbt project: the only place dbt paths are computed."""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+# The dbt target comes from profiles.yml (env var LIFECYCLE_DBT_TARGET, default duckdb).
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
+
+
+def dbt_executable() -> str:
+    """The dbt installed beside this Python (a venv's bin/ is not always on PATH), else PATH's."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+def ensure_dbt_on_path() -> None:
+    """dagster-dbt's project preparer looks dbt up on PATH: put this environment's bin/ first."""
+    bin_dir = str(Path(dbt_executable()).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def prepare_dbt_manifest() -> Path:
+    """Parse the dbt project into target/manifest.json (what @dbt_assets loads).
+
+    Run by `make` and the `lifecycle` CLI before the definitions are loaded, never at import time.
+    """
+    ensure_dbt_on_path()
+    dbt_project.preparer.prepare(dbt_project)
+    return dbt_project.manifest_path

@@ -1,0 +1,97 @@
+"""Resources: where the data lives, which day a run is about, and the dbt CLI.
+
+Environment variables (all optional):
+
+- ``LIFECYCLE_DATA_DIR``: folder of the warehouse, the published mart and run artefacts (default ``data/``).
+- ``LIFECYCLE_LANDING_DIR``: the landing folder the ingest assets read (default ``<data dir>/landing``).
+- ``LIFECYCLE_AS_OF_DATE``: the as-of date ``YYYY-MM-DD`` (default: the latest day found in the raw data).
+- ``LIFECYCLE_DBT_TARGET``: the dbt target of ``dbt_project/profiles.yml`` (default ``duckdb``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from orchestration.project import PROJECT_ROOT, dbt_executable, dbt_project
+
+# Every step that writes the warehouse file is in this pool; dagster.yaml limits pools to 1
+# (DuckDB allows one writer per file).
+WAREHOUSE_POOL = "duckdb_warehouse"
+MART_FILE_NAME = "lifecycle_mart.duckdb"
+
+
+class LifecycleSettings(dg.ConfigurableResource):
+    """Paths of the embedded deployment and the run's as-of date."""
+
+    data_dir: str
+    landing_dir: str
+    as_of_date: str | None = None
+
+    @property
+    def warehouse_path(self) -> Path:
+        return Path(self.data_dir) / "warehouse.duckdb"
+
+    @property
+    def mart_dir(self) -> Path:
+        return Path(self.data_dir) / "mart"
+
+    @property
+    def published_mart_path(self) -> Path:
+        return self.mart_dir / MART_FILE_NAME
+
+    @property
+    def staging_mart_path(self) -> Path:
+        return self.mart_dir / "_staging" / MART_FILE_NAME
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        return Path(self.data_dir) / "dbt_target"
+
+    def parsed_as_of_date(self) -> dt.date | None:
+        if not self.as_of_date:
+            return None
+        try:
+            return dt.date.fromisoformat(self.as_of_date)
+        except ValueError as err:
+            raise dg.Failure(
+                f"LIFECYCLE_AS_OF_DATE / as_of_date {self.as_of_date!r} is not a date: use YYYY-MM-DD"
+            ) from err
+
+    @contextlib.contextmanager
+    def dbt_environment(self) -> Iterator[None]:
+        """Environment for a dbt subprocess: the warehouse path that profiles.yml reads."""
+        saved = {key: os.environ.get(key) for key in ("LIFECYCLE_WAREHOUSE_PATH", "DO_NOT_TRACK")}
+        os.environ["LIFECYCLE_WAREHOUSE_PATH"] = str(self.warehouse_path.resolve())
+        os.environ["DO_NOT_TRACK"] = "1"
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def settings_from_env() -> LifecycleSettings:
+    data_dir = Path(os.environ.get("LIFECYCLE_DATA_DIR") or PROJECT_ROOT / "data")
+    landing_dir = Path(os.environ.get("LIFECYCLE_LANDING_DIR") or data_dir / "landing")
+    return LifecycleSettings(
+        data_dir=str(data_dir.resolve()),
+        landing_dir=str(landing_dir.resolve()),
+        as_of_date=os.environ.get("LIFECYCLE_AS_OF_DATE") or None,
+    )
+
+
+def build_resources(settings: LifecycleSettings | None = None) -> dict[str, object]:
+    return {
+        "settings": settings or settings_from_env(),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+    }

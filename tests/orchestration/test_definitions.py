@@ -1,0 +1,86 @@
+"""The definitions load without side effects and expose the expected graph (a snapshot: drift shows)."""
+
+import dagster as dg
+
+from orchestration.definitions import defs
+
+EXPECTED_ASSETS = {
+    "raw/users",
+    "raw/events",
+    "raw/transactions",
+    "stg_raw__users",
+    "stg_raw__events",
+    "stg_raw__transactions",
+    "int_events_sessionized",
+    "int_orders_netted",
+    "int_customers_summarized",
+    "fct_user_days",
+    "dim_users",
+    "customer_clv",
+    "mart_staging",
+    "reporting_mart",
+}
+EXPECTED_OWN_CHECKS = {
+    "raw/users:raw_users__expectations",
+    "raw/events:raw_events__expectations",
+    "raw/transactions:raw_transactions__expectations",
+    "customer_clv:customer_clv__expectations",
+    "mart_staging:mart_staging__expectations",
+    "mart_staging:mart_staging__reconciliation",
+}
+EXPECTED_GROUPS = {
+    "raw/users": "ingest",
+    "stg_raw__users": "staging",
+    "int_orders_netted": "intermediate",
+    "dim_users": "marts",
+    "customer_clv": "models",
+    "reporting_mart": "publish",
+}
+
+
+def asset_graph():
+    return defs.get_repository_def().asset_graph
+
+
+def test_asset_keys_snapshot():
+    keys = {key.to_user_string() for key in asset_graph().get_all_asset_keys()}
+    assert keys == EXPECTED_ASSETS
+
+
+def test_blocking_checks_snapshot():
+    graph = asset_graph()
+    checks = {key.to_user_string() for key in graph.asset_check_keys}
+    assert checks >= EXPECTED_OWN_CHECKS
+    # dbt tests are checks too (dagster-dbt), e.g. the key of dim_users
+    assert "dim_users:unique_dim_users_user_id" in checks
+    for check in EXPECTED_OWN_CHECKS:
+        asset, name = check.split(":")
+        spec = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), name))
+        assert spec.blocking, f"{check} must be blocking"
+
+
+def test_jobs_and_schedules():
+    repo = defs.get_repository_def()
+    assert {job.name for job in repo.get_all_jobs()} >= {"build_mart_job"}
+    assert {schedule.name for schedule in repo.schedule_defs} == {"build_mart_job_schedule"}
+
+
+def test_every_asset_has_a_description_and_group():
+    graph = asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, f"{key.to_user_string()} has no description"
+    for key, group in EXPECTED_GROUPS.items():
+        assert graph.get(dg.AssetKey.from_user_string(key)).group_name == group
+
+
+def test_lineage_runs_from_ingest_to_publish():
+    graph = asset_graph()
+    upstream = graph.get(dg.AssetKey("reporting_mart")).parent_keys
+    assert upstream == {dg.AssetKey("mart_staging")}
+    ancestors = dg.AssetSelection.assets("reporting_mart").upstream().resolve(graph)
+    assert {
+        dg.AssetKey(["raw", "transactions"]),
+        dg.AssetKey("customer_clv"),
+        dg.AssetKey("dim_users"),
+    } <= ancestors
