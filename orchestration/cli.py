@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import filecmp
+import json
 import logging
 import os
 import shutil
@@ -36,6 +37,7 @@ def ensure_dagster_home() -> Path:
 
 
 def generate_demo_data(settings: LifecycleSettings, args: argparse.Namespace, *, force: bool) -> None:
+    """Write the seeded demo dataset to the landing folder, unless the same config is already there."""
     from models_py.generator import GeneratorConfig, generate, write_landing
 
     config = GeneratorConfig(
@@ -46,14 +48,17 @@ def generate_demo_data(settings: LifecycleSettings, args: argparse.Namespace, *,
     )
     landing = Path(settings.landing_dir)
     marker = landing / "_truth" / "generator.json"
-    if marker.exists() and not force:
-        log.info("landing folder %s already holds generated data; `lifecycle generate` regenerates", landing)
+    if not force and marker.exists() and json.loads(marker.read_text()).get("config") == config.to_dict():
+        log.info("landing folder %s already holds this demo dataset (seed %s): reused", landing, config.seed)
         return
     started = time.perf_counter()
     if landing.exists():
         shutil.rmtree(landing)
     dataset = generate(config)
     summary = write_landing(dataset, landing)
+    rows = ", ".join(
+        f"{source} {counts['rows']:,} rows in {counts['files']} files" for source, counts in summary.items()
+    )
     log.info(
         "generated %s users over %s days (seed %s) into %s in %.1f s: %s",
         f"{config.n_users:,}",
@@ -61,7 +66,7 @@ def generate_demo_data(settings: LifecycleSettings, args: argparse.Namespace, *,
         config.seed,
         landing,
         time.perf_counter() - started,
-        summary,
+        rows,
     )
 
 
@@ -126,7 +131,7 @@ def print_summary(settings: LifecycleSettings) -> None:
         tables = [
             name for (name,) in conn.execute("select table_name from duckdb_tables() order by 1").fetchall()
         ]
-        print("Tables: " + ", ".join(f"{name} ({row_count(conn, name):,} rows)" for name in tables))
+        print("Tables: " + ", ".join(f"{name} ({row_count(conn, name):,})" for name in tables))
         print("\nUsers per lifecycle stage:")
         stages = conn.execute(
             "select lifecycle_stage, count(*) as users, round(100.0 * count(*) / sum(count(*)) over (), 1) "
@@ -178,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_dagster_home()
     if not os.environ.get("LIFECYCLE_LANDING_DIR"):
         generate_demo_data(settings, args, force=False)
-    log.info("parsing the dbt project")
+    log.info("checking the dbt manifest (parsing the dbt project if it changed)")
     prepare_dbt_manifest()
     log.info("running build_mart_job (Dagster home %s)", os.environ["DAGSTER_HOME"])
     ok = run_pipeline(settings)

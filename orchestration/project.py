@@ -27,11 +27,27 @@ def ensure_dbt_on_path() -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
-def prepare_dbt_manifest() -> Path:
-    """Parse the dbt project into target/manifest.json (what @dbt_assets loads).
+def manifest_is_fresh() -> bool:
+    """True when target/manifest.json is newer than every source file of the dbt project."""
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        return False
+    built = manifest.stat().st_mtime
+    skipped = {"target", "logs", "dbt_packages"}
+    return not any(
+        path.is_file()
+        and not skipped.intersection(path.relative_to(DBT_PROJECT_DIR).parts)
+        and path.stat().st_mtime > built
+        for path in DBT_PROJECT_DIR.rglob("*")
+    )
+
+
+def prepare_dbt_manifest(*, force: bool = False) -> Path:
+    """Parse the dbt project into target/manifest.json (what @dbt_assets loads), when out of date.
 
     Run by `make` and the `lifecycle` CLI before the definitions are loaded, never at import time.
     """
-    ensure_dbt_on_path()
-    dbt_project.preparer.prepare(dbt_project)
+    if force or not manifest_is_fresh():
+        ensure_dbt_on_path()
+        dbt_project.preparer.prepare(dbt_project)
     return dbt_project.manifest_path

@@ -40,7 +40,9 @@ final as (
         orders.gross_amount,
         cast(coalesce(refunds.refunded_amount, 0) as decimal(18, 2)) as refunded_amount,
         cast(orders.gross_amount - coalesce(refunds.refunded_amount, 0) as decimal(18, 2)) as net_amount,
-        coalesce(refunds.refunded_amount, 0) >= orders.gross_amount as is_fully_refunded,
+        {#- a free (zero-amount) order with no refund is still an order -#}
+        coalesce(refunds.refunded_amount, 0) > 0
+        and coalesce(refunds.refunded_amount, 0) >= orders.gross_amount as is_fully_refunded,
         refunds.last_refunded_at
     from orders
     left join refunds
