@@ -2,6 +2,8 @@
 # `make test` (the test suite). Both create .venv and install the project when needed.
 
 PYTHON ?= python3
+# DATASET=demo (generated, default) or DATASET=cdnow (the real CDNOW purchase log)
+DATASET ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -12,6 +14,7 @@ export DO_NOT_TRACK := 1
 
 help:
 	@echo "make run    - install, generate demo data, build + check + publish the mart, print a summary"
+	@echo "              (make run DATASET=cdnow: the same on the real CDNOW purchase log)"
 	@echo "make test   - install, run the test suite"
 	@echo "make ui     - Dagster UI on http://127.0.0.1:3000"
 	@echo "make lint   - ruff and sqlfluff"
@@ -24,8 +27,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+DATASET_ARG := $(if $(DATASET),--dataset $(DATASET))
+ifneq ($(DATASET),)
+export LIFECYCLE_DATASET := $(DATASET)
+endif
+
 run: $(STAMP)
-	$(BIN)/lifecycle run
+	$(BIN)/lifecycle run $(DATASET_ARG)
 
 test: $(STAMP)
 	$(BIN)/lifecycle prepare >/dev/null
@@ -37,10 +45,10 @@ ui: $(STAMP)
 	$(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
 
 generate: $(STAMP)
-	$(BIN)/lifecycle generate
+	$(BIN)/lifecycle generate $(DATASET_ARG)
 
 summary: $(STAMP)
-	$(BIN)/lifecycle summary
+	$(BIN)/lifecycle summary $(DATASET_ARG)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

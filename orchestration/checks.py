@@ -48,6 +48,70 @@ warehouse_suite_checks = [
 ] + [build_warehouse_suite_check(dg.AssetKey("customer_clv"), MART_TABLES["customer_clv"], "customer_clv")]
 
 
+def build_quarantine_share_check(source: str) -> dg.AssetChecksDefinition:
+    """A blocking check: no (source, day) partition may quarantine more than the allowed share of rows."""
+
+    @dg.asset_check(
+        asset=dg.AssetKey(["raw", source]),
+        name=f"raw_{source}__quarantine_share",
+        blocking=True,
+        description=(
+            f"No day of raw.{source} has more than LIFECYCLE_MAX_QUARANTINE_SHARE (default 1%) of its "
+            "rows in raw.quarantine."
+        ),
+    )
+    def _check(settings: LifecycleSettings) -> dg.AssetCheckResult:
+        threshold = settings.max_quarantine_share
+        with connect(settings.warehouse_path, read_only=True) as conn:
+            over = conn.execute(
+                """
+                select partition_date, sum(rows_read) as rows_read, sum(rows_quarantined) as rows_quarantined
+                from raw.ingested_files
+                where source = $source
+                group by partition_date
+                having sum(rows_quarantined) > $threshold * sum(rows_read)
+                order by partition_date
+                """,
+                {"source": source, "threshold": threshold},
+            ).fetchall()
+            rules = conn.execute(
+                """
+                select partition_date, rule, count(*) from raw.quarantine
+                where source = $source group by all order by partition_date, count(*) desc, rule
+                """,
+                {"source": source},
+            ).fetchall()
+            (total_quarantined,) = conn.execute(
+                "select count(*) from raw.quarantine where source = $source", {"source": source}
+            ).fetchone()
+        rules_by_day: dict = {}
+        for day, rule, count in rules:
+            rules_by_day.setdefault(day, []).append(f"{rule} {count:,}")
+        lines = [
+            f"raw.{source} {day}: FAILED {quarantined:,} of {read:,} rows quarantined "
+            f"({quarantined / read:.1%} > {threshold:.1%}): {', '.join(rules_by_day.get(day, []))}. "
+            f"See raw.quarantine; fix and re-deliver the day's files."
+            for day, read, quarantined in over
+        ]
+        return dg.AssetCheckResult(
+            passed=not over,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="\n".join(lines)
+            or f"raw.{source}: every day within the {threshold:.1%} quarantine threshold "
+            f"({total_quarantined:,} rows quarantined in all)",
+            metadata={
+                "threshold": threshold,
+                "partitions_over_threshold": len(over),
+                "rows_quarantined": total_quarantined,
+            },
+        )
+
+    return _check
+
+
+quarantine_checks = [build_quarantine_share_check(source) for source in ("users", "events", "transactions")]
+
+
 @dg.asset_check(
     asset="mart_staging",
     name="mart_staging__expectations",
@@ -109,4 +173,9 @@ def mart_staging__reconciliation(settings: LifecycleSettings) -> dg.AssetCheckRe
     )
 
 
-asset_checks = [*warehouse_suite_checks, mart_staging__expectations, mart_staging__reconciliation]
+asset_checks = [
+    *quarantine_checks,
+    *warehouse_suite_checks,
+    mart_staging__expectations,
+    mart_staging__reconciliation,
+]

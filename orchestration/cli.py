@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from orchestration.project import PROJECT_ROOT, prepare_dbt_manifest
-from orchestration.resources import LifecycleSettings, settings_from_env
+from orchestration.resources import BUILT_IN_DATASETS, LifecycleSettings, settings_from_env
 
 log = logging.getLogger("lifecycle")
 
@@ -70,6 +70,43 @@ def generate_demo_data(settings: LifecycleSettings, args: argparse.Namespace, *,
     )
 
 
+def convert_cdnow(settings: LifecycleSettings, *, force: bool) -> None:
+    """Write the CDNOW purchase log (shipped with lifetimes) as CSV landing files."""
+    from models_py.datasets import write_cdnow_landing
+
+    landing = Path(settings.landing_dir)
+    if not force and any((landing / "transactions").glob("*/*.csv")):
+        log.info("landing folder %s already holds CDNOW: reused", landing)
+        return
+    if landing.exists():
+        shutil.rmtree(landing)
+    summary = write_cdnow_landing(landing)["transactions"]
+    log.info(
+        "wrote CDNOW into %s: %s transactions in %s daily CSV files",
+        landing,
+        f"{summary['rows']:,}",
+        summary["files"],
+    )
+
+
+def prepare_landing(settings: LifecycleSettings, args: argparse.Namespace, *, force: bool) -> None:
+    """Make sure the landing folder holds the chosen dataset (never touches a user's own folder)."""
+    if os.environ.get("LIFECYCLE_LANDING_DIR"):
+        if not Path(settings.landing_dir).is_dir():
+            raise SystemExit(f"LIFECYCLE_LANDING_DIR={settings.landing_dir} is not a folder")
+        log.info("reading your landing folder %s", settings.landing_dir)
+        return
+    if settings.dataset == "demo":
+        generate_demo_data(settings, args, force=force)
+    elif settings.dataset == "cdnow":
+        convert_cdnow(settings, force=force)
+    else:
+        raise SystemExit(
+            f"dataset {settings.dataset!r} is not built in ({', '.join(BUILT_IN_DATASETS)}): "
+            "set LIFECYCLE_LANDING_DIR to your own landing folder"
+        )
+
+
 def run_pipeline(settings: LifecycleSettings) -> bool:
     """Materialise every asset and run every check in the Dagster instance; True when published."""
     from dagster import DagsterInstance
@@ -84,8 +121,13 @@ def run_pipeline(settings: LifecycleSettings) -> bool:
         where = ", ".join(failed) or "a step"
         print(f"\nRun {result.run_id} FAILED at {where}; the published mart is unchanged.")
         for event in result.all_events:
-            if event.is_step_failure and event.step_failure_data.error:
-                print(f"  {event.step_key}: {root_error_message(event.step_failure_data.error)}")
+            if not event.is_step_failure:
+                continue
+            failure = event.step_failure_data
+            if failure.user_failure_data and failure.user_failure_data.description:
+                print(f"  {event.step_key}: {failure.user_failure_data.description}")
+            elif failure.error:
+                print(f"  {event.step_key}: {root_error_message(failure.error)}")
     return result.success
 
 
@@ -153,27 +195,31 @@ def print_summary(settings: LifecycleSettings) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lifecycle", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    gen_defaults = {"users": 5_000, "days": 365, "seed": 42, "start_date": "2025-01-01"}
-    for name in ("generate", "run"):
-        command = sub.add_parser(name)
-        command.add_argument("--users", type=int, default=gen_defaults["users"])
-        command.add_argument("--days", type=int, default=gen_defaults["days"])
-        command.add_argument("--seed", type=int, default=gen_defaults["seed"])
-        command.add_argument("--start-date", default=gen_defaults["start_date"])
-    sub.add_parser("summary")
-    sub.add_parser("prepare")
+    commands = {name: sub.add_parser(name) for name in ("run", "generate", "summary", "prepare")}
+    for name in ("run", "generate", "summary"):
+        commands[name].add_argument(
+            "--dataset",
+            help="demo (default) or cdnow; sets LIFECYCLE_DATASET and the data folder data/<dataset>",
+        )
+    for name in ("run", "generate"):
+        commands[name].add_argument("--users", type=int, default=5_000, help="demo: number of users")
+        commands[name].add_argument("--days", type=int, default=365, help="demo: number of days")
+        commands[name].add_argument("--seed", type=int, default=42, help="demo: random seed")
+        commands[name].add_argument("--start-date", default="2025-01-01", help="demo: first day")
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s lifecycle %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    if getattr(args, "dataset", None):
+        os.environ["LIFECYCLE_DATASET"] = args.dataset
     settings = settings_from_env()
 
     if args.command == "prepare":
         print(prepare_dbt_manifest())
         return 0
     if args.command == "generate":
-        generate_demo_data(settings, args, force=True)
+        prepare_landing(settings, args, force=True)
         return 0
     if args.command == "summary":
         print_summary(settings)
@@ -181,11 +227,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     ensure_dagster_home()
-    if not os.environ.get("LIFECYCLE_LANDING_DIR"):
-        generate_demo_data(settings, args, force=False)
+    prepare_landing(settings, args, force=False)
     log.info("checking the dbt manifest (parsing the dbt project if it changed)")
     prepare_dbt_manifest()
-    log.info("running build_mart_job (Dagster home %s)", os.environ["DAGSTER_HOME"])
+    log.info("running build_mart_job on %s (Dagster home %s)", settings.dataset, os.environ["DAGSTER_HOME"])
     ok = run_pipeline(settings)
     if ok:
         print_summary(settings)

@@ -2,8 +2,13 @@
 
 Environment variables (all optional):
 
-- ``LIFECYCLE_DATA_DIR``: folder of the warehouse, the published mart and run artefacts (default ``data/``).
+- ``LIFECYCLE_DATASET``: ``demo`` (generated, the default), ``cdnow`` (the real CDNOW purchase log), or
+  any other name for your own data (then ``LIFECYCLE_LANDING_DIR`` says where it lands).
+- ``LIFECYCLE_DATA_DIR``: folder of the warehouse, the published mart and run artefacts
+  (default ``data/<dataset>``).
 - ``LIFECYCLE_LANDING_DIR``: the landing folder the ingest assets read (default ``<data dir>/landing``).
+- ``LIFECYCLE_MAX_QUARANTINE_SHARE``: the share of quarantined rows in one (source, day) partition
+  above which the blocking quarantine check fails (default 0.01).
 - ``LIFECYCLE_AS_OF_DATE``: the as-of date ``YYYY-MM-DD`` (default: the latest day found in the raw data).
 - ``LIFECYCLE_DBT_TARGET``: the dbt target of ``dbt_project/profiles.yml`` (default ``duckdb``).
 """
@@ -30,9 +35,11 @@ MART_FILE_NAME = "lifecycle_mart.duckdb"
 class LifecycleSettings(dg.ConfigurableResource):
     """Paths of the embedded deployment and the run's as-of date."""
 
+    dataset: str = "demo"
     data_dir: str
     landing_dir: str
     as_of_date: str | None = None
+    max_quarantine_share: float = 0.01
 
     @property
     def warehouse_path(self) -> Path:
@@ -80,13 +87,25 @@ class LifecycleSettings(dg.ConfigurableResource):
                     os.environ[key] = value
 
 
+BUILT_IN_DATASETS = ("demo", "cdnow")
+
+
 def settings_from_env() -> LifecycleSettings:
-    data_dir = Path(os.environ.get("LIFECYCLE_DATA_DIR") or PROJECT_ROOT / "data")
-    landing_dir = Path(os.environ.get("LIFECYCLE_LANDING_DIR") or data_dir / "landing")
+    own_landing = os.environ.get("LIFECYCLE_LANDING_DIR")
+    dataset = os.environ.get("LIFECYCLE_DATASET") or ("custom" if own_landing else "demo")
+    data_dir = Path(os.environ.get("LIFECYCLE_DATA_DIR") or PROJECT_ROOT / "data" / dataset)
+    landing_dir = Path(own_landing or data_dir / "landing")
+    share = os.environ.get("LIFECYCLE_MAX_QUARANTINE_SHARE") or "0.01"
+    try:
+        max_quarantine_share = float(share)
+    except ValueError as err:
+        raise ValueError(f"LIFECYCLE_MAX_QUARANTINE_SHARE={share!r} is not a number, e.g. 0.01") from err
     return LifecycleSettings(
+        dataset=dataset,
         data_dir=str(data_dir.resolve()),
         landing_dir=str(landing_dir.resolve()),
         as_of_date=os.environ.get("LIFECYCLE_AS_OF_DATE") or None,
+        max_quarantine_share=max_quarantine_share,
     )
 
 

@@ -1,4 +1,9 @@
-"""Ingest: landing files -> raw schema of the warehouse, one asset per source."""
+"""Ingest: landing files -> raw schema of the warehouse, one asset per source, day by day.
+
+The work is in ``orchestration/ingestion.py`` (no Dagster there): each (source, day) partition
+whose files are new or changed is reloaded in one transaction, rows that break the landing
+contract go to raw.quarantine, unchanged days are skipped.
+"""
 
 import datetime as dt
 import time
@@ -6,10 +11,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.ingestion import RAW_SCHEMA, SourceReport, ensure_raw_tables, ingest_source
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 from orchestration.warehouse import connect, row_count
-
-RAW_SCHEMA = "raw"
 
 SOURCES: dict[str, str] = {
     "users": "User sign-ups (one row per user) from the app database export.",
@@ -18,46 +22,13 @@ SOURCES: dict[str, str] = {
 }
 
 
-def landing_files(landing_dir: Path, source: str) -> list[Path]:
-    """The Parquet files of one source: <landing>/<source>/<YYYY-MM-DD>/*.parquet, sorted."""
-    return sorted((landing_dir / source).glob("*/*.parquet"))
-
-
-def load_source(settings: LifecycleSettings, source: str) -> dict[str, object]:
-    """Replace raw.<source> with the rows of every landing file of the source, with provenance."""
-    landing_dir = Path(settings.landing_dir)
-    files = landing_files(landing_dir, source)
-    if not files:
-        raise dg.Failure(
-            f"No landing files for source '{source}' under {landing_dir / source} "
-            "(expected <source>/<YYYY-MM-DD>/*.parquet). Generate the demo data with "
-            "`lifecycle generate` or point LIFECYCLE_LANDING_DIR at your landing folder."
-        )
-    started = time.perf_counter()
-    loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    file_list = [str(path) for path in files]
-    with connect(settings.warehouse_path) as conn:
-        conn.execute(f"create schema if not exists {RAW_SCHEMA}")
-        conn.execute(
-            f"""
-            create or replace table {RAW_SCHEMA}.{source} as
-            select
-                * exclude (filename),
-                substr(filename, length($landing) + 2) as _source_file,
-                cast($loaded_at as timestamp) as _loaded_at
-            from read_parquet($files, filename = true, union_by_name = true)
-            """,
-            {"files": file_list, "landing": str(landing_dir), "loaded_at": loaded_at},
-        )
-        rows = row_count(conn, f"{RAW_SCHEMA}.{source}")
-        columns = [name for name, *_ in conn.execute(f"describe {RAW_SCHEMA}.{source}").fetchall()]
-    return {
-        "dagster/row_count": rows,
-        "files": len(files),
-        "columns": ", ".join(columns),
-        "landing_dir": str(landing_dir / source),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+def summarize(report: SourceReport) -> str:
+    totals = report.totals
+    return (
+        f"raw.{report.source}: {len(report.loaded)} days loaded, {len(report.unchanged)} unchanged, "
+        f"{len(report.failed)} failed; {totals['rows_read']:,} rows read, {totals['rows_loaded']:,} loaded, "
+        f"{totals['rows_quarantined']:,} quarantined"
+    )
 
 
 def build_raw_asset(source: str, description: str) -> dg.AssetsDefinition:
@@ -67,14 +38,44 @@ def build_raw_asset(source: str, description: str) -> dg.AssetsDefinition:
         kinds={"python", "duckdb"},
         pool=WAREHOUSE_POOL,
         owners=["team:data-engineering"],
-        description=f"{description} Loaded from the landing folder into {RAW_SCHEMA}.{source}.",
+        description=(
+            f"{description} Loaded day by day from <landing>/{source}/<YYYY-MM-DD>/ into "
+            f"{RAW_SCHEMA}.{source}; new or re-delivered days replace their rows, bad rows go to "
+            f"{RAW_SCHEMA}.quarantine with the rule that failed."
+        ),
     )
     def _raw_asset(context: dg.AssetExecutionContext, settings: LifecycleSettings) -> dg.MaterializeResult:
-        metadata = load_source(settings, source)
-        context.log.info(
-            f"raw.{source}: {metadata['dagster/row_count']:,} rows from {metadata['files']} files "
-            f"in {metadata['seconds']} s"
-        )
+        started = time.perf_counter()
+        landing_dir = Path(settings.landing_dir)
+        if not landing_dir.is_dir():
+            raise dg.Failure(
+                f"Landing folder {landing_dir} does not exist. Run `lifecycle generate` for the demo data "
+                "or point LIFECYCLE_LANDING_DIR at your landing folder."
+            )
+        loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        with connect(settings.warehouse_path) as conn:
+            ensure_raw_tables(conn)
+            report = ingest_source(conn, landing_dir, source, loaded_at=loaded_at)
+            rows = row_count(conn, f"{RAW_SCHEMA}.{source}")
+        seconds = round(time.perf_counter() - started, 3)
+        context.log.info(f"{summarize(report)} in {seconds} s; raw.{source} holds {rows:,} rows")
+        if not report.partitions:
+            context.log.warning(f"no landing files under {landing_dir / source}: raw.{source} left empty")
+        metadata = {
+            "dagster/row_count": rows,
+            "seconds": seconds,
+            "landing_dir": str(landing_dir / source),
+            "ingestion": dg.MetadataValue.json(report.to_metadata()),
+        }
+        if report.failed:
+            problems = "\n".join(f"  {partition.error}" for partition in report.failed)
+            raise dg.Failure(
+                description=(
+                    f"{len(report.failed)} day(s) of {source} were not loaded (their previous rows are kept; "
+                    f"the other days loaded):\n{problems}"
+                ),
+                metadata=metadata,
+            )
         return dg.MaterializeResult(metadata=metadata)
 
     return _raw_asset

@@ -1,0 +1,87 @@
+"""Real public data in the landing contract: the CDNOW purchase log.
+
+CDNOW (Fader & Hardie) is the purchase history of 23,570 customers who made their first purchase at
+the online CD retailer CDNOW in the first quarter of 1997, followed to the end of June 1998: 69,659
+rows of (customer, day, number of CDs, dollar value). It ships inside the ``lifetimes`` package as
+``datasets/CDNOW_master.txt``. It has no sign-ups and no behaviour events, so it exercises the
+transaction-only path of the pipeline (activity = orders).
+
+References: Fader, Hardie & Lee (2005), "Counting your customers the easy way: an alternative to
+the Pareto/NBD model", Marketing Science 24(2); the dataset note at brucehardie.com.
+"""
+
+import importlib.util
+import io
+import os
+from pathlib import Path
+
+import pandas as pd
+
+CDNOW_FILE_NAME = "CDNOW_master.txt"
+CDNOW_CUSTOMERS = 23_570
+CDNOW_ROWS = 69_659
+
+
+def cdnow_master_path() -> Path:
+    """Where the installed ``lifetimes`` keeps CDNOW_master.txt (found without importing lifetimes)."""
+    spec = importlib.util.find_spec("lifetimes")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the lifetimes package is not installed: it ships the CDNOW data")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / CDNOW_FILE_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing from the lifetimes installation")
+    return path
+
+
+def cdnow_transactions(text: str) -> pd.DataFrame:
+    """Convert the text of CDNOW_master.txt into transactions of the landing contract.
+
+    Every row becomes one completed order (CDNOW has no refunds), at noon UTC of its day (the
+    log has days only), with ``transaction_id`` = ``order_id`` = ``cdnow-<line number>`` and
+    ``user_id`` = ``cdnow-<customer id>``. The number of CDs is kept as an extra column, which
+    the ingestion tolerates and records.
+    """
+    raw = pd.read_csv(
+        io.StringIO(text),
+        sep=r"\s+",
+        skiprows=1,
+        header=None,
+        names=["customer_id", "date", "number_of_cds", "dollar_value"],
+        dtype={"customer_id": str, "date": str, "number_of_cds": "int64", "dollar_value": "float64"},
+    )
+    line = pd.RangeIndex(2, len(raw) + 2).astype(str).str.zfill(5)
+    ids = "cdnow-" + line
+    return pd.DataFrame(
+        {
+            "transaction_id": ids,
+            "order_id": ids,
+            "user_id": "cdnow-" + raw["customer_id"],
+            "transaction_type": "order",
+            "status": "completed",
+            "amount": raw["dollar_value"].round(2),
+            "currency": "USD",
+            "occurred_at": pd.to_datetime(raw["date"], format="%Y%m%d") + pd.Timedelta(hours=12),
+            "number_of_cds": raw["number_of_cds"],
+        }
+    )
+
+
+def write_cdnow_landing(landing_dir: Path, source_text: str | None = None) -> dict[str, dict[str, int]]:
+    """Write CDNOW as CSV landing files: ``<landing>/transactions/<YYYY-MM-DD>/transactions-<day>.csv``.
+
+    CSV on purpose: the demo data arrives as Parquet, so the two datasets exercise both readers.
+    Returns ``{"transactions": {"files": n, "rows": n}}``.
+    """
+    text = source_text if source_text is not None else cdnow_master_path().read_text()
+    transactions = cdnow_transactions(text)
+    days = transactions["occurred_at"].dt.strftime("%Y-%m-%d")
+    files = 0
+    for day, frame in transactions.groupby(days, sort=True):
+        folder = Path(landing_dir) / "transactions" / day
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"transactions-{day}.csv"
+        temporary = target.with_name("." + target.name + ".tmp")
+        frame.to_csv(temporary, index=False, date_format="%Y-%m-%dT%H:%M:%SZ", lineterminator="\n")
+        os.replace(temporary, target)
+        files += 1
+    return {"transactions": {"files": files, "rows": len(transactions)}}
