@@ -21,6 +21,9 @@ LOGICAL_TYPES: tuple[str, ...] = ("string", "timestamp", "decimal", "enum")
 ID_CHARACTERS = "A-Za-z0-9_.:-"
 ID_MAX_LENGTH = 64
 ID_PATTERN = f"[{ID_CHARACTERS}]{{1,{ID_MAX_LENGTH}}}"
+#: ISO 8601 timestamps accepted as text (RE2/Python syntax, full match): a date, optionally a time,
+#: and an offset (``Z``, ``±HH``, ``±HHMM``, ``±HH:MM``) only after a time.
+TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)?)?"
 #: Raw storage of ``decimal`` columns: DECIMAL(precision, scale).
 DECIMAL_PRECISION, DECIMAL_SCALE = 18, 2
 
@@ -121,7 +124,7 @@ RULES: tuple[tuple[str, str], ...] = (
     ("malformed_id", f"an id is not 1 to {ID_MAX_LENGTH} characters from `A-Z a-z 0-9 _ . : -`"),
     (
         "unparseable_timestamp",
-        "a timestamp is not ISO 8601 (`YYYY-MM-DD[( |T)HH:MM[:SS[.ffffff]]][Z|±HH[:MM]]`)",
+        "a timestamp is not ISO 8601 (`YYYY-MM-DD[( |T)HH:MM[:SS[.fff]][Z|±HH[[:]MM]]]`)",
     ),
     ("timestamp_outside_partition", "the time column's UTC day is not the day folder's date"),
     ("unparseable_amount", "an amount is not a decimal number that fits DECIMAL(18,2)"),
@@ -129,9 +132,10 @@ RULES: tuple[tuple[str, str], ...] = (
     ("unknown_<column>", "an enum value outside the allowed values (case-sensitive)"),
     (
         "duplicate_key",
-        "the key appears earlier in the same day folder (first by file path, then row, wins), or "
-        "is already loaded under another day; for transactions also an `order_id` repeated among "
-        "orders",
+        "the key appears earlier in the same day folder (the first by file path, then row, is "
+        "kept), or is already loaded under another day (the loaded row keeps its place); for "
+        "transactions also an `order_id` repeated among orders. Checked among the rows that passed "
+        "every other rule",
     ),
 )
 
@@ -249,8 +253,8 @@ class SourceContract:
         return "\n".join(lines)
 
 
-def _id(name: str, description: str, *, required: bool = True) -> Column:
-    return Column(name, "string", required, description, is_id=True)
+def _id(name: str, description: str, *, required: bool = True, default_column: str | None = None) -> Column:
+    return Column(name, "string", required, description, is_id=True, default_column=default_column)
 
 
 CONTRACTS: dict[str, SourceContract] = {
@@ -308,7 +312,12 @@ CONTRACTS: dict[str, SourceContract] = {
         ),
         columns=(
             _id("transaction_id", "Key of the transaction."),
-            _id("order_id", "The order; a refund repeats its order's `order_id`.", required=False),
+            _id(
+                "order_id",
+                "The order; a refund repeats its order's `order_id`.",
+                required=False,
+                default_column="transaction_id",
+            ),
             _id("user_id", "The paying user."),
             Column(
                 "transaction_type",
@@ -358,11 +367,14 @@ def contract_markdown() -> str:
         "- **Columns** are matched by name (case-sensitive). Optional columns may be left out of a "
         "file; extra columns are accepted, recorded in the load report and not loaded.",
         f"- **Ids**: 1 to {ID_MAX_LENGTH} characters from `A-Z a-z 0-9 _ . : -`.",
-        "- **Timestamps**: ISO 8601. Without an offset a timestamp means UTC; with one (`Z`, `+02:00`) "
-        "it is converted to UTC. Loaded as UTC timestamps without time zone. The time column must "
-        "fall on the day folder's UTC day.",
+        "- **Timestamps**: ISO 8601 (a date alone is midnight; fractions of a second are kept to the "
+        "microsecond). Without an offset a timestamp means UTC; with one (`Z`, `+02:00`) it is "
+        "converted to UTC. Loaded as UTC timestamps without time zone. The time column must fall on "
+        "the day folder's UTC day.",
         f"- **Amounts**: decimal numbers >= 0, stored as DECIMAL({DECIMAL_PRECISION},{DECIMAL_SCALE}) "
         "(more decimals are accepted and rounded half away from zero to the cent).",
+        "- **Empty days**: a CSV with only its header, a Parquet file without rows and an empty JSON "
+        "lines file are valid deliveries of zero rows.",
         "",
         *[f"{CONTRACTS[source].to_markdown()}\n" for source in SOURCES],
         "### What the loader does with a delivery",
@@ -371,7 +383,8 @@ def contract_markdown() -> str:
         "of its data files, kept in `raw.ingested_files`. An unchanged partition is skipped; a new or "
         "changed one (a re-delivered or late file) replaces exactly that partition's rows, in one "
         "transaction. A day folder that disappears leaves its loaded rows in place (the load report "
-        "lists it).",
+        "lists it). `raw.<source>` holds the contract's columns and `_source_file`, `_partition_date`, "
+        "`_row_number` and `_loaded_at`.",
         "- **Row problems** quarantine the row, in `raw.quarantine` (source, day, file, 1-based data "
         "row number, rule, detail, the original row as JSON); the file's other rows load. One rule per "
         "row, the first that fails in this order:",
@@ -379,8 +392,10 @@ def contract_markdown() -> str:
         rules,
         "",
         "- **File problems** fail the whole partition and keep its previously loaded rows: a file that "
-        "cannot be read (corrupt, truncated, not UTF-8), a CSV without a header, or a missing required "
-        "column. Fix: re-deliver the file; the next run loads the day. Other days and sources load.",
+        "cannot be read (corrupt, truncated, not UTF-8, a JSON line that is not an object), a CSV "
+        "without a header, a required column missing from the file (for JSON lines: from every line), "
+        "or a Parquet column whose type cannot hold the contract's (numbers for an id). Fix: re-deliver "
+        "the file; the next run loads the day. Other days and sources load.",
         "",
     ]
     return "\n".join(sections)
