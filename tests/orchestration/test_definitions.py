@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from orchestration.checks import asset_checks
 from orchestration.definitions import defs
 
 EXPECTED_ASSETS = {
@@ -21,6 +22,9 @@ EXPECTED_ASSETS = {
     "reporting_mart",
 }
 EXPECTED_OWN_CHECKS = {
+    "raw/users:raw_users__quarantine_share",
+    "raw/events:raw_events__quarantine_share",
+    "raw/transactions:raw_transactions__quarantine_share",
     "raw/users:raw_users__expectations",
     "raw/events:raw_events__expectations",
     "raw/transactions:raw_transactions__expectations",

@@ -12,7 +12,7 @@ ranked as (
         cast(occurred_at as {{ dbt.type_timestamp() }}) as occurred_at,
         row_number() over (
             partition by event_id
-            order by _loaded_at desc nulls last, _source_file desc nulls last
+            order by _partition_date asc nulls last, _source_file asc nulls last, _row_number asc nulls last
         ) as row_rank
     from source
 ),

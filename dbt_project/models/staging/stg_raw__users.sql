@@ -13,7 +13,7 @@ ranked as (
         cast(country as {{ dbt.type_string() }}) as country,
         row_number() over (
             partition by user_id
-            order by _loaded_at desc nulls last, _source_file desc nulls last
+            order by _partition_date asc nulls last, _source_file asc nulls last, _row_number asc nulls last
         ) as row_rank
     from source
 ),
