@@ -6,7 +6,7 @@ published mart. Each check names the table, the rule and the failing count.
 
 import dagster as dg
 
-from orchestration.assets.publish import MART_TABLES
+from orchestration.assets.publish import MART_TABLES, PYTHON_MODEL_TABLES
 from orchestration.resources import LifecycleSettings
 from orchestration.warehouse import connect, read_table
 
@@ -45,7 +45,11 @@ def build_warehouse_suite_check(asset_key: dg.AssetKey, table: str, suite: str) 
 warehouse_suite_checks = [
     build_warehouse_suite_check(dg.AssetKey(["raw", source]), f"raw.{source}", f"raw_{source}")
     for source in ("users", "events", "transactions")
-] + [build_warehouse_suite_check(dg.AssetKey("customer_clv"), MART_TABLES["customer_clv"], "customer_clv")]
+] + [
+    build_warehouse_suite_check(
+        dg.AssetKey("customer_clv"), PYTHON_MODEL_TABLES["customer_clv"], "customer_clv"
+    )
+]
 
 
 def build_quarantine_share_check(source: str) -> dg.AssetChecksDefinition:

@@ -1,5 +1,6 @@
 """The dbt project: the only place dbt paths are computed."""
 
+import json
 import os
 import shutil
 import sys
@@ -51,3 +52,17 @@ def prepare_dbt_manifest(*, force: bool = False) -> Path:
         ensure_dbt_on_path()
         dbt_project.preparer.prepare(dbt_project)
     return dbt_project.manifest_path
+
+
+def published_dbt_models(manifest_path: Path | None = None) -> dict[str, str]:
+    """Every model of dbt_project/models/marts/ (the published layer): table name -> schema.table.
+
+    Read from the parsed manifest, so a new mart model is published without touching Python.
+    """
+    manifest = json.loads((manifest_path or dbt_project.manifest_path).read_text())
+    models = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model" and len(node["fqn"]) > 2 and node["fqn"][1] == "marts":
+            table = node.get("alias") or node["name"]
+            models[table] = f"{node['schema']}.{table}"
+    return dict(sorted(models.items()))

@@ -7,20 +7,19 @@ the published file with an atomic rename. BI tools read only the published file.
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
+from orchestration.project import published_dbt_models
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 from orchestration.warehouse import connect, row_count
 
-# Published table -> warehouse table. Order matters only for readability.
-MART_TABLES: dict[str, str] = {
-    "dim_users": "marts.dim_users",
-    "fct_user_days": "marts.fct_user_days",
-    "customer_clv": "ml.customer_clv",
-}
+# Published table -> warehouse table: every dbt model under models/marts/, and the Python models' tables.
+PYTHON_MODEL_TABLES: dict[str, str] = {"customer_clv": "ml.customer_clv"}
+MART_TABLES: dict[str, str] = dict(sorted({**published_dbt_models(), **PYTHON_MODEL_TABLES}.items()))
 # DuckDB releases before 2.0 (which many BI drivers embed) cannot read a 2.0 file: write v1.4.
 MART_STORAGE_VERSION = "v1.4.0"
 
@@ -30,7 +29,9 @@ def remove_duckdb_file(path: Path) -> None:
         candidate.unlink(missing_ok=True)
 
 
-def build_staged_mart(warehouse_path: Path, staged_path: Path, run_id: str) -> dict[str, int]:
+def build_staged_mart(
+    warehouse_path: Path, staged_path: Path, run_id: str, tables: Mapping[str, str] = MART_TABLES
+) -> dict[str, int]:
     """Copy the mart tables from the warehouse into a new DuckDB file; return row counts."""
     staged_path.parent.mkdir(parents=True, exist_ok=True)
     remove_duckdb_file(staged_path)
@@ -40,7 +41,7 @@ def build_staged_mart(warehouse_path: Path, staged_path: Path, run_id: str) -> d
     with duckdb.connect() as conn:
         conn.execute(f"attach '{warehouse_path}' as warehouse (read_only)")
         conn.execute(f"attach '{staged_path}' as mart (storage_version '{MART_STORAGE_VERSION}')")
-        for table, source in MART_TABLES.items():
+        for table, source in tables.items():
             conn.execute(f"create table mart.main.{table} as select * from warehouse.{source}")
             counts[table] = row_count(conn, f"mart.main.{table}")
         (as_of_date,) = conn.execute("select max(as_of_date) from mart.main.dim_users").fetchone()

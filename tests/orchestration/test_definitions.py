@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from orchestration.checks import asset_checks
 from orchestration.definitions import defs
 
 EXPECTED_ASSETS = {
@@ -88,3 +87,14 @@ def test_lineage_runs_from_ingest_to_publish():
         dg.AssetKey("customer_clv"),
         dg.AssetKey("dim_users"),
     } <= ancestors
+
+
+def test_every_published_table_has_an_expectation_suite_and_feeds_the_staged_mart():
+    from expectations.runner import list_suites
+    from orchestration.assets.publish import MART_TABLES
+
+    assert {"dim_users", "fct_user_days", "customer_clv"} <= set(MART_TABLES)
+    missing = sorted(set(MART_TABLES) - set(list_suites()))
+    assert not missing, f"published tables without a suite in expectations/suites/: {missing}"
+    parents = asset_graph().get(dg.AssetKey("mart_staging")).parent_keys
+    assert parents == {dg.AssetKey(table) for table in MART_TABLES}

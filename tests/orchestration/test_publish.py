@@ -33,7 +33,12 @@ def read_marker(conn) -> str:
 
 def test_staged_mart_copies_tables_in_an_old_storage_version(warehouse, tmp_path):
     staged = tmp_path / "mart" / "_staging" / "m.duckdb"
-    counts = build_staged_mart(warehouse, staged, run_id="run-1")
+    tables = {
+        "dim_users": "marts.dim_users",
+        "fct_user_days": "marts.fct_user_days",
+        "customer_clv": "ml.customer_clv",
+    }
+    counts = build_staged_mart(warehouse, staged, run_id="run-1", tables=tables)
     assert counts == {"dim_users": 3, "fct_user_days": 1, "customer_clv": 1}
     assert not staged.with_name(staged.name + ".wal").exists()
     with duckdb.connect(str(staged), read_only=True) as conn:
