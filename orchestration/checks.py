@@ -141,6 +141,33 @@ RECONCILIATION_RULES: dict[str, tuple[str, str]] = {
         "select count(*) from dim_users where orders_count > 0",
         "select count(*) from customer_clv c inner join dim_users u on c.user_id = u.user_id",
     ),
+    "every user's current stage in the stage history equals dim_users": (
+        "select count(*) from dim_users",
+        "select count(*) from fct_user_stage_intervals h inner join dim_users u "
+        "on h.user_id = u.user_id and h.is_current and h.lifecycle_stage = u.lifecycle_stage",
+    ),
+    "daily stage counts on the as-of date cover every known user once": (
+        "select count(*) from dim_users",
+        "select sum(users_count) from rpt_daily_stage_counts "
+        "where calendar_date = (select max(as_of_date) from dim_users)",
+    ),
+    "every customer has exactly one RFM row": (
+        "select count(*) from dim_users where orders_count > 0",
+        "select count(*) from fct_customer_rfm r inner join dim_users u "
+        "on r.user_id = u.user_id and u.orders_count > 0",
+    ),
+    "RFM segment sizes add up to the RFM customers": (
+        "select count(*) from fct_customer_rfm",
+        "select sum(customers) from rpt_rfm_segments",
+    ),
+    "DAU on the as-of date equals that day's user-days": (
+        "select count(*) from fct_user_days where activity_date = (select max(as_of_date) from dim_users)",
+        "select dau from rpt_stickiness where activity_date = (select max(as_of_date) from dim_users)",
+    ),
+    "MAU on the as-of date equals the users active in the last 30 days": (
+        "select count(*) from dim_users where days_inactive <= 29",
+        "select mau from rpt_stickiness where activity_date = (select max(as_of_date) from dim_users)",
+    ),
     "net revenue of user-days equals net revenue of users (cents)": (
         "select cast(round(sum(net_revenue) * 100) as bigint) from fct_user_days",
         "select cast(round(sum(net_revenue) * 100) as bigint) from dim_users",

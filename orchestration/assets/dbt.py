@@ -27,8 +27,11 @@ class LifecycleDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
-        if dbt_resource_props.get("resource_type") == "model" and len(fqn) > 2:
+        resource_type = dbt_resource_props.get("resource_type")
+        if resource_type == "model" and len(fqn) > 2:
             return fqn[1]
+        if resource_type == "seed":
+            return "seeds"
         return super().get_group_name(dbt_resource_props)
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:

@@ -18,7 +18,10 @@ from expectations import runner
 from expectations.runner import SuiteError, load_suite_dict, validate_dataframe
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Tables with hand-made good samples below; the suites of the other published tables are checked on
+# real data by the end-to-end run (mart_staging__expectations must pass there).
 TABLES = ["customer_clv", "dim_users", "fct_user_days", "raw_events", "raw_transactions", "raw_users"]
+ALL_SUITES = runner.list_suites()
 
 
 def ts(*values: str) -> pd.Series:
@@ -142,11 +145,11 @@ def test_importing_the_runner_does_not_import_great_expectations():
 
 
 def test_one_suite_per_gated_table():
-    assert runner.list_suites() == TABLES
+    assert set(TABLES) <= set(ALL_SUITES)
     assert runner.SUITES_DIR == REPO_ROOT / "expectations" / "suites"
 
 
-@pytest.mark.parametrize("table", TABLES)
+@pytest.mark.parametrize("table", ALL_SUITES)
 def test_suite_loads_and_every_expectation_states_its_rule(table):
     suite = load_suite_dict(table)
     assert suite["name"] == table
@@ -157,7 +160,7 @@ def test_suite_loads_and_every_expectation_states_its_rule(table):
     assert len(rules) == len(set(rules)), "two expectations share a rule sentence"
 
 
-@pytest.mark.parametrize("table", TABLES)
+@pytest.mark.parametrize("table", ALL_SUITES)
 def test_suite_file_is_great_expectations_own_serialization(table):
     # ExpectationSuite() silently drops configurations it cannot build; a round trip that
     # gives back the same expectations proves GE 1.x accepts every one of them.

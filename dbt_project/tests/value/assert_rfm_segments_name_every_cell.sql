@@ -1,0 +1,41 @@
+{{ config(severity='warn') }}
+{#- A warning, not an error: the R x F cells that no segment of seed rfm_segments names; their
+    customers get segment 'others'. The default grid (METRICS.md) names all 25 cells. -#}
+with
+
+segments as (
+    select * from {{ ref('rfm_segments') }}
+),
+
+scores as (
+    select 1 as score
+    union all
+    select 2 as score
+    union all
+    select 3 as score
+    union all
+    select 4 as score
+    union all
+    select 5 as score
+),
+
+cells as (
+    select
+        r.score as r_score,
+        f.score as f_score
+    from scores as r
+    cross join scores as f
+),
+
+final as (
+    select
+        cells.r_score,
+        cells.f_score
+    from cells
+    left join segments
+        on cells.r_score between segments.r_score_min and segments.r_score_max
+        and cells.f_score between segments.f_score_min and segments.f_score_max
+    where segments.rfm_segment is null
+)
+
+select * from final
