@@ -17,7 +17,7 @@ help:
 	@echo "              (make run DATASET=cdnow: the same on the real CDNOW purchase log)"
 	@echo "make test   - install, run the test suite"
 	@echo "make ui     - Dagster UI on http://127.0.0.1:3000"
-	@echo "make lint   - ruff and sqlfluff"
+	@echo "make lint   - ruff (check and format)"
 	@echo "make clean  - remove data/, .dagster_home/ and dbt artefacts (keeps .venv)"
 
 $(STAMP): pyproject.toml
@@ -50,9 +50,11 @@ generate: $(STAMP)
 summary: $(STAMP)
 	$(BIN)/lifecycle summary $(DATASET_ARG)
 
+# sqlfluff is configured in pyproject.toml, but its jinja templater cannot resolve dbt's own macros
+# (dbt.*, adapter, exceptions); wiring the dbt templater is an open task, so lint is ruff for now.
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/sqlfluff lint dbt_project/models
+	$(BIN)/ruff format --check orchestration models_py expectations tests
 
 clean:
 	rm -rf data .dagster_home dbt_project/target dbt_project/logs
