@@ -1,6 +1,7 @@
 {#- One row per known user (first active day on or before the as-of date d), with the user's
     lifecycle stage on d. The seven stages are evaluated in this order, first rule wins:
-    churned, dormant, reactivated, prospect, new_customer, loyal, growing. -#}
+    churned, dormant, reactivated, prospect, new_customer, loyal, growing (macro lifecycle_stage,
+    shared with fct_user_stage_intervals). -#}
 with
 
 user_days as (
@@ -105,17 +106,9 @@ joined as (
 staged as (
     select
         *,
-        case
-            when days_inactive > {{ var('churn_days') }} then 'churned'
-            when days_inactive > {{ var('dormant_days') }} then 'dormant'
-            when last_return_date is not null
-                and {{ dbt.datediff('last_return_date', as_of_date(), 'day') }} < {{ var('reactivation_days') }}
-                then 'reactivated'
-            when orders_count = 0 then 'prospect'
-            when orders_count = 1 then 'new_customer'
-            when orders_in_loyal_window >= {{ var('loyal_min_orders') }} then 'loyal'
-            else 'growing'
-        end as lifecycle_stage
+        {{ lifecycle_stage(
+            as_of_date(), 'last_active_date', 'last_return_date', 'orders_count', 'orders_in_loyal_window'
+        ) }} as lifecycle_stage
     from joined
 ),
 
