@@ -6,24 +6,8 @@ segments as (
     select * from {{ ref('rfm_segments') }}
 ),
 
-scores as (
-    select 1 as score
-    union all
-    select 2 as score
-    union all
-    select 3 as score
-    union all
-    select 4 as score
-    union all
-    select 5 as score
-),
-
 cells as (
-    select
-        r.score as r_score,
-        f.score as f_score
-    from scores as r
-    cross join scores as f
+    {{ rfm_score_cells() }}
 ),
 
 bad_bounds as (
