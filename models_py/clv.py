@@ -13,14 +13,20 @@ customer with at least one purchase day, times in days:
 ``recency``
     days from the first to the last purchase day (0 when ``frequency`` is 0);
 ``t``
-    days from the first purchase day to the as-of date (``T`` in the papers);
+    days from the first purchase day to the observation end (``T`` in the papers; dbt var
+    ``clv_observation_end_date``, by default the as-of date);
 ``monetary_value``
     mean net value of the repeat purchase days (0 or NaN when ``frequency`` is 0).
+
+:func:`evaluate_holdout` refits the purchase model on the same summary as of an earlier
+calibration end (``int_clv_calibration_holdout``) and compares its predictions with the purchase
+days of the holdout window that follows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -47,13 +53,24 @@ with warnings.catch_warnings():
     from lifetimes import BetaGeoFitter, GammaGammaFitter
     from lifetimes.utils import ConvergenceError
 
-__all__ = ["ClvModel", "SUMMARY_COLUMNS"]
+__all__ = ["ClvModel", "HoldoutEvaluation", "SUMMARY_COLUMNS", "HOLDOUT_COLUMNS", "evaluate_holdout"]
 
 SUMMARY_COLUMNS: tuple[str, ...] = ("frequency", "recency", "t", "monetary_value")
+#: Input of :func:`evaluate_holdout` (``int_clv_calibration_holdout``): the calibration summary's
+#: times in days, the purchase days in the holdout window and the window's length in days.
+HOLDOUT_COLUMNS: tuple[str, ...] = ("frequency", "recency", "t", "holdout_frequency", "holdout_days")
 DAYS_PER_TIME_UNIT: dict[str, float] = {"day": 1.0, "week": 7.0}
 DAYS_PER_MONTH = 30
-# Penalizers tried in turn when a fit fails; see ClvModel.fit.
-PENALIZER_LADDER: tuple[float, ...] = (0.0, 1e-3, 1e-2)
+#: Fit attempts tried in turn until one converges to finite estimates: (penalizer_coef, tol).
+#: The first two are the unpenalized maximum likelihood; ``tol`` is scipy's gradient tolerance,
+#: and a looser one stops before BFGS's line search loses precision (the most common lifetimes
+#: failure, "Desired error not necessarily achieved due to precision loss"). The last two add an
+#: L2 penalty, which pulls the estimates towards 0 but keeps a flat likelihood finite. A penalizer
+#: below the model's own ``penalizer_coef`` is raised to it.
+FIT_LADDER: tuple[tuple[float, float], ...] = ((0.0, 1e-7), (0.0, 1e-5), (1e-3, 1e-7), (1e-2, 1e-6))
+#: Calibration-frequency buckets of the holdout evaluation: 0, 1, ..., 6 and "7+" (as in Figure 4
+#: of Fader, Hardie & Lee 2005a).
+HOLDOUT_MAX_FREQUENCY_BUCKET = 7
 # Gamma-Gamma has three parameters estimated from repeat customers only; below this count the
 # estimates (q in particular, which sets the population mean spend) are not worth publishing.
 MIN_GAMMA_GAMMA_CUSTOMERS = 30
@@ -74,7 +91,8 @@ class ClvModel:
         Gamma-Gamma parameters do not depend on the unit, and neither do the predictions.
     penalizer_coef : float, default 0.0
         L2 penalty on the parameters (``lifetimes``' ``penalizer_coef``) for the first fit attempt.
-        If a fit fails, larger penalizers from :data:`PENALIZER_LADDER` are tried in turn.
+        If a fit fails, the steps of :data:`FIT_LADDER` (looser tolerance, then larger penalizers)
+        are tried in turn.
 
     Attributes
     ----------
@@ -82,9 +100,13 @@ class ClvModel:
         ``{"bgnbd": {"r", "alpha", "a", "b"}, "gamma_gamma": {"p", "q", "v"}}`` as floats, in the
         fitted time unit.
     fit_info_ : dict
-        Data shape, the penalizer and ladder step used per model, total log-likelihoods (without
-        penalty, in the fitted time unit), standard errors and the correlation between frequency
-        and monetary value of the repeat customers (Gamma-Gamma assumes independence).
+        The record of the fit: the input size (``n_customers``, ``n_distinct_rows``, repeat and
+        Gamma-Gamma customers, ``max_frequency``, ``max_t_days``), ``converged``; per model
+        (prefix ``bgnbd_`` / ``gg_``) the ladder step, penalizer and tolerance used and the failed
+        attempts before it, the total log-likelihood (without penalty, in the fitted time unit),
+        the standard errors; the population mean purchase rate per day ``r / alpha`` and mean
+        spend ``p v / (q - 1)`` with delta-method standard errors; and the correlation between
+        frequency and monetary value of the repeat customers (Gamma-Gamma assumes independence).
 
     Notes
     -----
@@ -171,110 +193,138 @@ class ClvModel:
         ValueError
             If a column is missing or breaks a rule, if fewer than
             :data:`MIN_GAMMA_GAMMA_CUSTOMERS` customers have a repeat purchase with positive
-            value, or if a model does not converge at any penalizer of the ladder.
+            value, or if a model fails at every step of :data:`FIT_LADDER`; the message gives
+            the data's shape and each attempt's failure.
         """
         freq, rec, t, monetary = _validated_summary(summary)
-        is_repeat = freq > 0
-        is_gg = is_repeat & (monetary > 0)
-        shape = {
-            "n_customers": len(freq),
-            "n_repeat_customers": int(is_repeat.sum()),
-            "n_gamma_gamma_customers": int(is_gg.sum()),
-            "max_frequency": int(freq.max()),
-            "max_t_days": float(t.max()),
-        }
+        is_gg = (freq > 0) & (monetary > 0)
+        shape = {**_shape(freq, t), "n_gamma_gamma_customers": int(is_gg.sum())}
         if shape["n_gamma_gamma_customers"] < MIN_GAMMA_GAMMA_CUSTOMERS:
             raise ValueError(
                 f"summary has only {shape['n_gamma_gamma_customers']} customers with frequency > 0 and "
                 f"monetary_value > 0; Gamma-Gamma needs at least {MIN_GAMMA_GAMMA_CUSTOMERS} "
                 f"(data: {_describe(shape)}). Wait for more repeat purchases or widen the window."
             )
-
-        scale = DAYS_PER_TIME_UNIT[self.time_unit]
-        bg_rows = _distinct_rows({"frequency": freq, "recency": rec / scale, "t": t / scale})
-        shape["n_distinct_rows"] = len(bg_rows)
-        bg_args = (
-            bg_rows["frequency"].to_numpy(),
-            bg_rows["recency"].to_numpy(),
-            bg_rows["t"].to_numpy(),
-            bg_rows["weight"].to_numpy(),
-        )
-        bgf, bg_step = self._fit_with_ladder(
-            "BG/NBD",
-            lambda pen: BetaGeoFitter(penalizer_coef=pen).fit(*bg_args[:3], weights=bg_args[3]),
-            _BGNBD_PARAMS,
-            shape,
-            hint="look for outlying histories (a very high frequency, t near 0 for most customers)",
-        )
-
-        gg_rows = _distinct_rows({"frequency": freq[is_gg], "monetary_value": monetary[is_gg]})
-        shape["n_gamma_gamma_distinct_rows"] = len(gg_rows)
-        gg_args = (
-            gg_rows["frequency"].to_numpy(dtype=float),
-            gg_rows["monetary_value"].to_numpy(),
-            gg_rows["weight"].to_numpy(),
-        )
-        ggf, gg_step = self._fit_with_ladder(
-            "Gamma-Gamma",
-            lambda pen: GammaGammaFitter(penalizer_coef=pen).fit(*gg_args[:2], weights=gg_args[2]),
-            _GG_PARAMS,
-            shape,
-            extra_check=_gamma_gamma_problem,
-            hint="look for heavy-tailed or mis-scaled monetary_value (refunds, currency units)",
-        )
+        bgf, bg_info = self._fit_bgnbd(freq, rec, t, shape)
+        ggf, gg_info = self._fit_gamma_gamma(freq[is_gg], monetary[is_gg], shape)
 
         self._bgf, self._ggf = bgf, ggf
         self.params_ = {
             "bgnbd": {k: float(bgf.params_[k]) for k in _BGNBD_PARAMS},
             "gamma_gamma": {k: float(ggf.params_[k]) for k in _GG_PARAMS},
         }
-        bg_log_params = np.log([self.params_["bgnbd"][k] for k in _BGNBD_PARAMS])
-        gg_log_params = np.log([self.params_["gamma_gamma"][k] for k in _GG_PARAMS])
-        # lifetimes reports its objective per customer and on internally rescaled times; these are
-        # total log-likelihoods without penalty in the fitted time unit (comparable to the papers).
-        with warnings.catch_warnings():  # the likelihoods call warnings.simplefilter: keep it local
-            bg_ll = -BetaGeoFitter._negative_log_likelihood(bg_log_params, *bg_args, 0.0) * bg_args[3].sum()
-            gg_ll = (
-                -GammaGammaFitter._negative_log_likelihood(gg_log_params, *gg_args, 0.0) * gg_args[2].sum()
-            )
         with np.errstate(invalid="ignore", divide="ignore"):  # NaN if all repeat customers spend the same
             corr = np.corrcoef(freq[is_gg], monetary[is_gg])[0, 1]
         self.fit_info_ = {
             **shape,
             "time_unit": self.time_unit,
-            "bgnbd_penalizer_coef": bgf.penalizer_coef,
-            "bgnbd_ladder_step": bg_step,
-            "gg_penalizer_coef": ggf.penalizer_coef,
-            "gg_ladder_step": gg_step,
-            "bgnbd_log_likelihood": float(bg_ll),
-            "gg_log_likelihood": float(gg_ll),
-            "bgnbd_standard_errors": {k: float(bgf.standard_errors_[k]) for k in _BGNBD_PARAMS},
-            "gg_standard_errors": {k: float(ggf.standard_errors_[k]) for k in _GG_PARAMS},
+            "converged": True,
+            **bg_info,
+            **gg_info,
             "gg_frequency_monetary_corr": float(corr),
             "library": f"lifetimes {lifetimes.__version__}",
         }
         return self
 
+    def _fit_bgnbd(
+        self, freq: np.ndarray, rec: np.ndarray, t: np.ndarray, shape: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Fit BG/NBD on the distinct (frequency, recency, t) rows; return the fitter and its record."""
+        scale = DAYS_PER_TIME_UNIT[self.time_unit]
+        rows = _distinct_rows({"frequency": freq, "recency": rec / scale, "t": t / scale})
+        shape["n_distinct_rows"] = len(rows)
+        args = tuple(rows[c].to_numpy() for c in ("frequency", "recency", "t", "weight"))
+        fitter, attempt = self._fit_with_ladder(
+            "BG/NBD",
+            lambda pen, tol: BetaGeoFitter(penalizer_coef=pen).fit(*args[:3], weights=args[3], tol=tol),
+            _BGNBD_PARAMS,
+            shape,
+            hint="look for outlying histories (a very high frequency, t near 0 for most customers)",
+        )
+        n = float(args[3].sum())
+        log_params = np.log([float(fitter.params_[k]) for k in _BGNBD_PARAMS])
+        # lifetimes reports its objective per customer and on internally rescaled times; this is
+        # the total log-likelihood without penalty in the fitted time unit (comparable to the papers).
+        with warnings.catch_warnings():  # the likelihood calls warnings.simplefilter: keep it local
+            ll = -BetaGeoFitter._negative_log_likelihood(log_params, *args, 0.0) * n
+        # Mean purchase rate E[lambda] = r / alpha; its standard error by the delta method on the
+        # log parameters (lifetimes' variance_matrix_ has wrong off-diagonal terms, so not that).
+        cov = _log_param_covariance(fitter, n)
+        rate = float(fitter.params_["r"] / fitter.params_["alpha"]) / scale
+        gradient = np.array([1.0, -1.0, 0.0, 0.0])
+        return fitter, {
+            **{f"bgnbd_{k}": v for k, v in attempt.items()},
+            "bgnbd_log_likelihood": float(ll),
+            "bgnbd_standard_errors": {k: float(fitter.standard_errors_[k]) for k in _BGNBD_PARAMS},
+            "bgnbd_mean_purchase_rate_per_day": rate,
+            "bgnbd_mean_purchase_rate_per_day_se": rate * float(np.sqrt(gradient @ cov @ gradient)),
+        }
+
+    def _fit_gamma_gamma(
+        self, freq: np.ndarray, monetary: np.ndarray, shape: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Fit Gamma-Gamma on the distinct (frequency, monetary_value) rows of repeat customers."""
+        rows = _distinct_rows({"frequency": freq, "monetary_value": monetary})
+        shape["n_gamma_gamma_distinct_rows"] = len(rows)
+        args = (
+            rows["frequency"].to_numpy(dtype=float),
+            rows["monetary_value"].to_numpy(),
+            rows["weight"].to_numpy(),
+        )
+        fitter, attempt = self._fit_with_ladder(
+            "Gamma-Gamma",
+            lambda pen, tol: GammaGammaFitter(penalizer_coef=pen).fit(*args[:2], weights=args[2], tol=tol),
+            _GG_PARAMS,
+            shape,
+            extra_check=_gamma_gamma_problem,
+            hint="look for heavy-tailed or mis-scaled monetary_value (refunds, currency units)",
+        )
+        n = float(args[2].sum())
+        p, q, v = (float(fitter.params_[k]) for k in _GG_PARAMS)
+        with warnings.catch_warnings():
+            ll = -GammaGammaFitter._negative_log_likelihood(np.log([p, q, v]), *args, 0.0) * n
+        # Population mean spend E[M] = p v / (q - 1) (note 025, eq. 4), delta method on the log parameters.
+        cov = _log_param_covariance(fitter, n)
+        gradient = np.array([1.0, -q / (q - 1.0), 1.0])
+        mean_spend = p * v / (q - 1.0)
+        return fitter, {
+            **{f"gg_{k}": v for k, v in attempt.items()},
+            "gg_log_likelihood": float(ll),
+            "gg_standard_errors": {k: float(fitter.standard_errors_[k]) for k in _GG_PARAMS},
+            "gg_mean_spend": mean_spend,
+            "gg_mean_spend_se": mean_spend * float(np.sqrt(gradient @ cov @ gradient)),
+        }
+
     def _fit_with_ladder(
         self,
         name: str,
-        fit_one: Callable[[float], Any],
+        fit_one: Callable[[float, float], Any],
         param_names: Sequence[str],
         shape: dict[str, Any],
         extra_check: Callable[[Any], str | None] | None = None,
         hint: str = "",
-    ) -> tuple[Any, int]:
-        """Fit with ``self.penalizer_coef``, then each larger ladder penalizer; return (fitter, step)."""
-        ladder = [self.penalizer_coef] + [p for p in PENALIZER_LADDER if p > self.penalizer_coef]
-        failures = []
-        for step, pen in enumerate(ladder):
+    ) -> tuple[Any, dict[str, Any]]:
+        """Try the steps of :data:`FIT_LADDER` in turn; return the first good fitter and its record.
+
+        A step fails when the optimiser does not converge (``ConvergenceError``), the Hessian
+        cannot be inverted, the parameters, the log-likelihood or the standard errors are not
+        finite (a non-finite standard error means the Hessian is not positive definite: not a
+        maximum), or ``extra_check`` names a problem.
+        """
+        ladder: list[tuple[float, float]] = []
+        for pen, tol in FIT_LADDER:
+            step = (max(pen, self.penalizer_coef), tol)
+            if step not in ladder:
+                ladder.append(step)
+        failures: list[str] = []
+        for step, (pen, tol) in enumerate(ladder):
             problem = None
             # lifetimes prints the scipy result on failure and calls warnings.simplefilter inside its
             # likelihood: capture the print (its message goes into our error) and restore the filters.
             printed = io.StringIO()
-            with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
+            with warnings.catch_warnings(), contextlib.redirect_stdout(printed), np.errstate(all="ignore"):
                 try:
-                    fitter = fit_one(pen)
+                    fitter = fit_one(pen, tol)
                 except (ConvergenceError, np.linalg.LinAlgError, FloatingPointError) as exc:
                     problem = type(exc).__name__
                     scipy_message = [ln.strip() for ln in printed.getvalue().splitlines() if "message" in ln]
@@ -282,15 +332,26 @@ class ClvModel:
                         problem += f" ({scipy_message[0]})"
             if problem is None:
                 values = np.array([fitter.params_[k] for k in param_names], dtype=float)
+                errors = np.array([fitter.standard_errors_[k] for k in param_names], dtype=float)
                 if not np.all(np.isfinite(values)) or not np.isfinite(fitter._negative_log_likelihood_):
                     problem = f"non-finite parameters {dict(zip(param_names, values.tolist(), strict=True))}"
+                elif not np.all(np.isfinite(errors)):
+                    problem = (
+                        "non-finite standard errors (the Hessian is not positive definite at "
+                        f"{dict(zip(param_names, np.round(values, 6).tolist(), strict=True))}: not a maximum)"
+                    )
                 elif extra_check is not None:
                     problem = extra_check(fitter)
             if problem is None:
-                return fitter, step
-            failures.append(f"penalizer {pen:g}: {problem}")
+                return fitter, {
+                    "ladder_step": step,
+                    "penalizer_coef": pen,
+                    "tol": tol,
+                    "failed_attempts": failures,
+                }
+            failures.append(f"step {step} (penalizer {pen:g}, tol {tol:g}): {problem}")
         raise ValueError(
-            f"{name} fit failed at every penalizer of the ladder ({'; '.join(failures)}). "
+            f"{name} fit failed at every step of the ladder ({'; '.join(failures)}). "
             f"Data: {_describe(shape)}, time_unit={self.time_unit!r}. In the customer summary, {hint}; "
             "or pass a larger penalizer_coef."
         )
@@ -418,36 +479,235 @@ class ClvModel:
         return f"ClvModel(time_unit={self.time_unit!r}, penalizer_coef={self.penalizer_coef!r}{fitted})"
 
 
+# ------------------------------------------------------- holdout evaluation
+@dataclasses.dataclass(frozen=True)
+class HoldoutEvaluation:
+    """Actual vs predicted repeat purchases in a holdout window (see :func:`evaluate_holdout`).
+
+    Attributes
+    ----------
+    holdout_days : int
+        Length of the holdout window.
+    n_customers : int
+        Customers of the calibration summary (each has a first purchase before the window).
+    actual_total, predicted_total : float
+        Purchase days in the window, summed over the customers: observed and expected.
+    total_relative_error : float
+        ``predicted_total / actual_total - 1`` (NaN when nothing was bought in the window).
+    total_relative_error_se : float
+        Its sampling standard error: the root of the summed squared customer residuals over
+        ``actual_total`` (customers are independent; with a few thousand customers a total error
+        of 5-10 % is chance).
+    bucket_mean_absolute_error : float
+        Mean over the calibration-frequency buckets of ``|predicted - actual|`` per customer (the
+        distance between the two curves of the papers' conditional-expectations figure).
+    customer_mean_absolute_error : float
+        Mean over customers of ``|predicted - actual|`` purchase days.
+    by_frequency : pandas.DataFrame
+        One row per calibration-frequency bucket (index ``"0"``, ..., ``"6"``, ``"7+"``; empty
+        buckets left out): ``customers``, ``actual_mean``, ``predicted_mean`` (per customer),
+        ``absolute_error``, ``actual_total``, ``predicted_total``.
+    params : dict
+        BG/NBD parameters fitted on the calibration summary, in the fitted time unit.
+    fit_info : dict
+        The calibration fit's record (as :attr:`ClvModel.fit_info_`, BG/NBD entries only).
+    """
+
+    holdout_days: int
+    n_customers: int
+    actual_total: float
+    predicted_total: float
+    total_relative_error: float
+    total_relative_error_se: float
+    bucket_mean_absolute_error: float
+    customer_mean_absolute_error: float
+    by_frequency: pd.DataFrame
+    params: dict[str, float]
+    fit_info: dict[str, Any]
+
+    def metrics(self) -> dict[str, float | int]:
+        """The scalar results, for asset metadata and logs."""
+        return {
+            "holdout_days": self.holdout_days,
+            "n_customers": self.n_customers,
+            "actual_total": self.actual_total,
+            "predicted_total": self.predicted_total,
+            "total_relative_error": self.total_relative_error,
+            "total_relative_error_se": self.total_relative_error_se,
+            "bucket_mean_absolute_error": self.bucket_mean_absolute_error,
+            "customer_mean_absolute_error": self.customer_mean_absolute_error,
+        }
+
+    def to_markdown(self) -> str:
+        """The per-bucket table and the totals as a Markdown table (for the Dagster UI)."""
+        lines = [
+            f"Holdout of {self.holdout_days} days, {self.n_customers:,} customers; repeat purchase days "
+            "per customer by calibration frequency.",
+            "",
+            "| calibration frequency | customers | actual | predicted | abs. error |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for bucket, row in self.by_frequency.iterrows():
+            lines.append(
+                f"| {bucket} | {int(row['customers']):,} | {row['actual_mean']:.3f} | "
+                f"{row['predicted_mean']:.3f} | {row['absolute_error']:.3f} |"
+            )
+        lines += [
+            f"| **total** | {self.n_customers:,} | {self.actual_total:,.0f} | {self.predicted_total:,.1f} | "
+            f"{self.total_relative_error:+.1%} (relative, SE {self.total_relative_error_se:.1%}) |",
+            "",
+            f"Mean absolute error per bucket: {self.bucket_mean_absolute_error:.3f}; per customer: "
+            f"{self.customer_mean_absolute_error:.3f}.",
+        ]
+        return "\n".join(lines)
+
+
+def evaluate_holdout(
+    calibration: pd.DataFrame,
+    *,
+    time_unit: Literal["day", "week"] = "day",
+    penalizer_coef: float = 0.0,
+    max_frequency_bucket: int = HOLDOUT_MAX_FREQUENCY_BUCKET,
+) -> HoldoutEvaluation:
+    r"""Refit BG/NBD on a calibration summary and compare its predictions with a holdout window.
+
+    Parameters
+    ----------
+    calibration : pandas.DataFrame
+        One row per customer with a purchase before the holdout window (``int_clv_calibration_holdout``):
+        ``frequency``, ``recency``, ``t`` in days as of the calibration end (the rules of
+        :meth:`ClvModel.fit`), ``holdout_frequency`` (purchase days in the window) and
+        ``holdout_days`` (the window's length, the same on every row).
+    time_unit : {"day", "week"}, default "day"
+        Unit of the fit, as in :class:`ClvModel` (the predictions do not depend on it).
+    penalizer_coef : float, default 0.0
+        First penalizer of the fit ladder, as in :class:`ClvModel`.
+    max_frequency_bucket : int, default 7
+        Calibration frequencies from this one up share the last bucket (``"7+"``).
+
+    Returns
+    -------
+    HoldoutEvaluation
+
+    Raises
+    ------
+    ValueError
+        For a broken input (column and rule named) or a fit that fails at every ladder step.
+
+    Notes
+    -----
+    Only the purchase process is evaluated: the prediction for a customer is the BG/NBD
+    conditional expectation :math:`\mathrm{E}[X(t, t + \tau) \mid x, t_x, T]` (Fader, Hardie &
+    Lee 2005a, eq. 10) with :math:`\tau` = ``holdout_days``, fitted on the calibration rows only.
+    Grouping customers by calibration frequency and comparing the mean actual and predicted
+    purchases per group is the paper's conditional-expectations check (their Figure 4, CDNOW
+    weeks 40-78). A customer acquired inside the holdout window is not in the data: the check
+    is about customers the model has seen.
+    """
+    freq, rec, t, actual, holdout_days = _validated_holdout(calibration)
+    if isinstance(max_frequency_bucket, bool) or not isinstance(max_frequency_bucket, (int, np.integer)):
+        raise ValueError(f"max_frequency_bucket must be an integer >= 1, got {max_frequency_bucket!r}")
+    if max_frequency_bucket < 1:
+        raise ValueError(f"max_frequency_bucket must be an integer >= 1, got {max_frequency_bucket!r}")
+    model = ClvModel(time_unit=time_unit, penalizer_coef=penalizer_coef)
+    shape = {**_shape(freq, t), "holdout_days": holdout_days}
+    bgf, bg_info = model._fit_bgnbd(freq, rec, t, shape)
+
+    scale = DAYS_PER_TIME_UNIT[time_unit]
+    frame = pd.DataFrame({"frequency": freq, "recency": rec / scale, "t": t / scale})
+    grouped = frame.groupby(list(_TIME_COLUMNS), sort=True)
+    distinct = grouped.size().index.to_frame(index=False)
+    with np.errstate(over="ignore"):  # certain death overflows to inf odds: 0 purchases (see predict)
+        expected = np.asarray(
+            bgf.conditional_expected_number_of_purchases_up_to_time(
+                holdout_days / scale,
+                distinct["frequency"].to_numpy(),
+                distinct["recency"].to_numpy(),
+                distinct["t"].to_numpy(),
+            ),
+            dtype=float,
+        )
+    predicted = expected[grouped.ngroup().to_numpy()]
+    if not np.isfinite(predicted).all():
+        raise ValueError(
+            f"the holdout predictions are not finite for {int((~np.isfinite(predicted)).sum())} customers "
+            f"(data: {_describe(shape)}); check the calibration summary's extreme histories."
+        )
+
+    bucket = np.minimum(freq, max_frequency_bucket).astype(int)
+    per_customer = pd.DataFrame({"bucket": bucket, "actual": actual, "predicted": predicted})
+    table = per_customer.groupby("bucket", sort=True).agg(
+        customers=("actual", "size"),
+        actual_mean=("actual", "mean"),
+        predicted_mean=("predicted", "mean"),
+        actual_total=("actual", "sum"),
+        predicted_total=("predicted", "sum"),
+    )
+    table["absolute_error"] = (table["predicted_mean"] - table["actual_mean"]).abs()
+    table.index = [f"{b}+" if b == max_frequency_bucket else str(b) for b in table.index]
+    table.index.name = "calibration_frequency"
+    table = table[
+        ["customers", "actual_mean", "predicted_mean", "absolute_error", "actual_total", "predicted_total"]
+    ]
+
+    actual_total, predicted_total = float(actual.sum()), float(predicted.sum())
+    return HoldoutEvaluation(
+        holdout_days=holdout_days,
+        n_customers=len(freq),
+        actual_total=actual_total,
+        predicted_total=predicted_total,
+        total_relative_error=predicted_total / actual_total - 1 if actual_total > 0 else float("nan"),
+        total_relative_error_se=(
+            float(np.sqrt(np.sum((predicted - actual) ** 2))) / actual_total
+            if actual_total > 0
+            else float("nan")
+        ),
+        bucket_mean_absolute_error=float(table["absolute_error"].mean()),
+        customer_mean_absolute_error=float(np.abs(predicted - actual).mean()),
+        by_frequency=table,
+        params={k: float(bgf.params_[k]) for k in _BGNBD_PARAMS},
+        fit_info={**shape, "time_unit": time_unit, "converged": True, **bg_info},
+    )
+
+
 # ---------------------------------------------------------------- helpers
-def _validated_summary(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Check the summary's columns and rules; return frequency, recency, t, monetary_value as float arrays."""
-    if not isinstance(summary, pd.DataFrame):
-        raise TypeError(f"summary must be a pandas DataFrame, got {type(summary).__name__}")
-    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
+def _numeric_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> dict[str, np.ndarray]:
+    """The named columns of ``frame`` as float arrays, after checking they exist and are numeric."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(
-            f"summary is missing column(s) {missing}; expected {list(SUMMARY_COLUMNS)} "
+            f"{what} is missing column(s) {missing}; expected {list(columns)} "
             "(times in days, one row per customer)."
         )
-    if len(summary) == 0:
-        raise ValueError("summary has no rows: there are no customers to fit or score.")
-
+    if len(frame) == 0:
+        raise ValueError(f"{what} has no rows: there are no customers to fit or score.")
     arrays = {}
-    for col in SUMMARY_COLUMNS:
-        series = summary[col]
+    for col in columns:
+        series = frame[col]
         if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             raise ValueError(f"column {col!r} must be numeric, got dtype {series.dtype}")
         arrays[col] = series.to_numpy(dtype="float64", na_value=np.nan)
-    freq, rec, t, monetary = (arrays[c] for c in SUMMARY_COLUMNS)
+    return arrays
 
+
+def _rule_checker(frame: pd.DataFrame, upstream: str) -> Callable[[str, np.ndarray, str], None]:
     def check(col: str, broken: np.ndarray, rule: str) -> None:
         if broken.any():
-            examples = list(summary.index[broken][:5])
+            examples = list(frame.index[broken][:5])
             raise ValueError(
                 f"column {col!r}: {int(broken.sum())} of {len(broken)} rows break the rule '{rule}' "
-                f"(e.g. index {examples}). Fix the customer summary upstream."
+                f"(e.g. index {examples}). Fix {upstream} upstream."
             )
 
+    return check
+
+
+def _checked_times(
+    arrays: dict[str, np.ndarray], check: Callable[[str, np.ndarray, str], None]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    freq, rec, t = (arrays[c] for c in _TIME_COLUMNS)
     for col in _TIME_COLUMNS:
         check(col, ~np.isfinite(arrays[col]), f"{col} is a finite number (no NaN/inf)")
         check(col, arrays[col] < 0, f"{col} >= 0")
@@ -455,11 +715,59 @@ def _validated_summary(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, n
     check("recency", rec > t, "recency <= t (the last purchase is not after the as-of date)")
     check("recency", (freq == 0) & (rec != 0), "recency == 0 when frequency == 0")
     check("recency", (freq > 0) & (rec == 0), "recency > 0 when frequency > 0")
+    return freq, rec, t
+
+
+def _validated_summary(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Check the summary's columns and rules; return frequency, recency, t, monetary_value as float arrays."""
+    arrays = _numeric_columns(summary, SUMMARY_COLUMNS, "summary")
+    check = _rule_checker(summary, "the customer summary")
+    freq, rec, t = _checked_times(arrays, check)
+    monetary = arrays["monetary_value"]
     check(
         "monetary_value", (freq > 0) & ~np.isfinite(monetary), "monetary_value is finite when frequency > 0"
     )
     check("monetary_value", monetary < 0, "monetary_value >= 0")
     return freq, rec, t, monetary
+
+
+def _validated_holdout(
+    calibration: pd.DataFrame,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Check the holdout evaluation's input; return frequency, recency, t, holdout_frequency, holdout_days."""
+    arrays = _numeric_columns(calibration, HOLDOUT_COLUMNS, "calibration")
+    check = _rule_checker(calibration, "the calibration/holdout data (int_clv_calibration_holdout)")
+    freq, rec, t = _checked_times(arrays, check)
+    actual, days = arrays["holdout_frequency"], arrays["holdout_days"]
+    check("holdout_frequency", ~np.isfinite(actual), "holdout_frequency is a finite number")
+    check(
+        "holdout_frequency",
+        (actual < 0) | (actual != np.floor(actual)),
+        "holdout_frequency is a whole number >= 0",
+    )
+    check(
+        "holdout_days",
+        ~np.isfinite(days) | (days < 1) | (days != np.floor(days)),
+        "holdout_days is a whole number >= 1",
+    )
+    check("holdout_days", days != days[0], "holdout_days is the same on every row (one holdout window)")
+    return freq, rec, t, actual, int(days[0])
+
+
+def _shape(freq: np.ndarray, t: np.ndarray) -> dict[str, Any]:
+    """The input size recorded with every fit (and quoted in every fit error)."""
+    return {
+        "n_customers": len(freq),
+        "n_repeat_customers": int((freq > 0).sum()),
+        "max_frequency": int(freq.max()),
+        "max_t_days": float(t.max()),
+    }
+
+
+def _log_param_covariance(fitter: Any, n: float) -> np.ndarray:
+    """Asymptotic covariance of the log parameters: the inverse Hessian of lifetimes' objective
+    (the mean negative log-likelihood per customer, in log parameters) divided by the customers."""
+    return np.linalg.inv(np.asarray(fitter._hessian_, dtype=float)) / n
 
 
 def _validated_horizons(horizons_days: Sequence[int]) -> list[int]:

@@ -1,5 +1,6 @@
 """Tests for models_py.clv: golden CDNOW values, recovery of known truth, and agreement with lifetimes."""
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,8 @@ import pandas as pd
 import pytest
 
 from models_py import clv
-from models_py.clv import ClvModel
+from models_py.clv import ClvModel, evaluate_holdout
+from models_py.generator import GeneratedDataset, GeneratorConfig, generate
 
 with warnings.catch_warnings():
     # The tests compare with lifetimes itself; it is already imported (quietly) by models_py.clv.
@@ -164,13 +166,53 @@ def test_day_unit_scales_alpha_only(week_model, day_model, cdnow):
 
 
 # -------------------------------------------------------------- weights
+def _whole_days_summary() -> pd.DataFrame:
+    t = np.random.default_rng(11).integers(1, 91, 5000).astype(float)
+    return _simulate_bgnbd(5000, r=0.5, alpha=10.0, a=0.8, b=2.5, t=t, seed=11, whole_days=True)
+
+
+@pytest.mark.parametrize("data", ["cdnow", "whole_days"])
+def test_weighted_likelihood_is_the_per_customer_likelihood(data, cdnow):
+    # The identity the weighted fit rests on: at any parameters, the weighted log-likelihood of the
+    # distinct rows equals the sum over customers, to rounding.
+    summary = cdnow if data == "cdnow" else _whole_days_summary()
+    f, r, t = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "t"))
+    rows = clv._distinct_rows({"frequency": f, "recency": r, "t": t})
+    assert len(rows) < 0.75 * len(summary) and rows["weight"].sum() == len(summary)
+    repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+    gg_rows = clv._distinct_rows(
+        {
+            "frequency": repeat["frequency"].to_numpy(dtype=float),
+            "monetary_value": repeat["monetary_value"].to_numpy(),
+        }
+    )
+    ones, gg_ones = np.ones(len(summary)), np.ones(len(repeat))
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        for _ in range(5):
+            log_params = rng.normal(0.0, 1.0, 4)
+            weighted = BetaGeoFitter._negative_log_likelihood(
+                log_params, *(rows[c].to_numpy() for c in rows), 0.0
+            )
+            plain = BetaGeoFitter._negative_log_likelihood(log_params, f, r, t, ones, 0.0)
+            assert weighted == pytest.approx(plain, rel=1e-12)
+            log_params = rng.normal(1.0, 1.0, 3)
+            weighted = GammaGammaFitter._negative_log_likelihood(
+                log_params, *(gg_rows[c].to_numpy() for c in gg_rows), 0.0
+            )
+            plain = GammaGammaFitter._negative_log_likelihood(
+                log_params,
+                repeat["frequency"].to_numpy(dtype=float),
+                repeat["monetary_value"].to_numpy(),
+                gg_ones,
+                0.0,
+            )
+            assert weighted == pytest.approx(plain, rel=1e-12)
+
+
 @pytest.mark.parametrize("data", ["cdnow", "whole_days"])
 def test_weighted_fit_equals_unweighted_lifetimes_fit(data, cdnow):
-    if data == "cdnow":
-        summary = cdnow
-    else:
-        t = np.random.default_rng(11).integers(1, 91, 5000).astype(float)
-        summary = _simulate_bgnbd(5000, r=0.5, alpha=10.0, a=0.8, b=2.5, t=t, seed=11, whole_days=True)
+    summary = cdnow if data == "cdnow" else _whole_days_summary()
     model = ClvModel().fit(summary)
     assert model.fit_info_["n_distinct_rows"] < 0.75 * len(summary)
 
@@ -178,10 +220,22 @@ def test_weighted_fit_equals_unweighted_lifetimes_fit(data, cdnow):
     with warnings.catch_warnings():
         bgf = BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["t"])
         ggf = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
-    assert model.params_["bgnbd"] == pytest.approx(bgf.params_.to_dict(), rel=1e-6)
-    assert model.params_["gamma_gamma"] == pytest.approx(ggf.params_.to_dict(), rel=1e-6)
-    # lifetimes' standard errors are per-customer based: the weights must not change them either.
-    assert model.fit_info_["bgnbd_standard_errors"] == pytest.approx(bgf.standard_errors_.to_dict(), rel=1e-4)
+    # Same likelihood, same start and same optimiser: measured agreement is ~1e-12 (the sums are
+    # only ordered differently), far inside scipy's tolerance; 1e-9 leaves room for BLAS rounding.
+    assert model.params_["bgnbd"] == pytest.approx(bgf.params_.to_dict(), rel=1e-9)
+    assert model.params_["gamma_gamma"] == pytest.approx(ggf.params_.to_dict(), rel=1e-9)
+    # lifetimes' standard errors are per customer: the weights must not change them either.
+    assert model.fit_info_["bgnbd_standard_errors"] == pytest.approx(bgf.standard_errors_.to_dict(), rel=1e-6)
+    assert model.fit_info_["gg_standard_errors"] == pytest.approx(ggf.standard_errors_.to_dict(), rel=1e-6)
+    # The recorded log-likelihood is the per-customer total at the estimate, in the fitted unit.
+    with warnings.catch_warnings():
+        plain_ll = -BetaGeoFitter._negative_log_likelihood(
+            np.log(bgf.params_.to_numpy()),
+            *(summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "t")),
+            np.ones(len(summary)),
+            0.0,
+        ) * len(summary)
+    assert model.fit_info_["bgnbd_log_likelihood"] == pytest.approx(plain_ll, rel=1e-9)
 
 
 # ------------------------------------------------------------- recovery
@@ -199,6 +253,72 @@ def test_recovers_known_bgnbd_parameters():
         # must also be small (< 10 %), so that the bound says something (a ~4 %, b ~6 % at n=50k).
         assert se[name] < 0.1 * value, (name, se[name])
         assert abs(est[name] - value) < 4 * se[name], (name, est[name], value, se[name])
+
+
+def _exact_time_summary(dataset: GeneratedDataset) -> pd.DataFrame:
+    """The BG/NBD + Gamma-Gamma summary of the generator's purchase process, in exact (fractional) days.
+
+    Every completed order counts (refunds are drawn on top of the process, not part of it), at its
+    own time: this is the model the generator draws from, so the MLE is consistent. (The SQL
+    summary merges same-day orders, which biases alpha up for the fastest buyers; see
+    tests/models_py/test_generator.py.)
+    """
+    tx = dataset.transactions
+    orders = tx[(tx["transaction_type"] == "order") & (tx["status"] == "completed")]
+    orders = orders.sort_values(["occurred_at", "transaction_id"])
+    per_user = orders.groupby("user_id")
+    first, last = per_user["occurred_at"].min(), per_user["occurred_at"].max()
+    end = pd.Timestamp(dataset.config.end_date) + pd.Timedelta(days=1)
+    day = pd.Timedelta(days=1)
+    repeat_mean = orders[per_user.cumcount() > 0].groupby("user_id")["amount"].mean()
+    return pd.DataFrame(
+        {
+            "frequency": per_user.size() - 1,
+            "recency": (last - first) / day,
+            "t": (end - first) / day,
+            "monetary_value": repeat_mean.reindex(first.index).fillna(0.0),
+        }
+    )
+
+
+def test_recovers_the_generators_known_truth():
+    dataset = generate(GeneratorConfig(seed=3, n_users=40_000, n_days=365))
+    summary = _exact_time_summary(dataset)
+    model = ClvModel().fit(summary)
+    info, truth = model.fit_info_, dataset.truth()
+    assert info["n_customers"] > 14_000 and info["n_gamma_gamma_customers"] > 5_000
+
+    # Tolerance: 4 asymptotic standard errors (delta method on the inverse Hessian; for the mean
+    # rate and mean spend the covariance terms included). Over 30 seeds of this config the
+    # standardised errors (estimate - truth) / SE had standard deviations 0.85 to 0.99 and stayed
+    # within +-2.8: the SEs are calibrated, and 4 SE fails by chance with probability ~6e-5 per
+    # quantity. The SEs must also be small enough for the bound to mean something.
+    relative_se = {"r": 0.03, "alpha": 0.05, "a": 0.08, "b": 0.12, "p": 0.10, "q": 0.05, "v": 0.12}
+    estimates = {
+        **model.params_["bgnbd"],
+        **model.params_["gamma_gamma"],
+        "mean_purchase_rate_per_day": info["bgnbd_mean_purchase_rate_per_day"],
+        "mean_spend": info["gg_mean_spend"],
+    }
+    errors = {
+        **info["bgnbd_standard_errors"],
+        **info["gg_standard_errors"],
+        "mean_purchase_rate_per_day": info["bgnbd_mean_purchase_rate_per_day_se"],
+        "mean_spend": info["gg_mean_spend_se"],
+    }
+    bg, gg = truth["bgnbd"], truth["gamma_gamma"]
+    expected = {
+        **bg,
+        "p": gg["p"],
+        "q": gg["q"],
+        "v": gg["gamma"],
+        "mean_purchase_rate_per_day": bg["r"] / bg["alpha"],  # E[lambda] of Gamma(r, rate alpha)
+        "mean_spend": gg["p"] * gg["gamma"] / (gg["q"] - 1),  # E[M], note 025 eq. 4
+    }
+    relative_se |= {"mean_purchase_rate_per_day": 0.03, "mean_spend": 0.015}
+    for name, value in expected.items():
+        assert errors[name] < relative_se[name] * value, (name, errors[name])
+        assert abs(estimates[name] - value) < 4 * errors[name], (name, estimates[name], value, errors[name])
 
 
 # --------------------------------------------------------------- predict
@@ -288,6 +408,134 @@ def test_predict_argument_errors(day_model, cdnow):
         ClvModel().predict(cdnow)
 
 
+# ---------------------------------------------------------------- holdout
+def _simulate_calibration_holdout(n, r, alpha, a, b, t, holdout, seed):
+    """BG/NBD histories from the first purchase (time 0) to t + holdout: the calibration summary
+    as of t (days) and the purchases in (t, t + holdout], the input of evaluate_holdout."""
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(r, 1.0 / alpha, n)
+    p = rng.beta(a, b, n)
+    horizon = t + holdout
+    arrivals = rng.poisson(lam * horizon)  # the Poisson process over the whole window ...
+    alive_for = rng.geometric(p)  # ... of which the customer makes the first K (drops out after the K-th)
+    customer = np.repeat(np.arange(n), arrivals)
+    times = rng.uniform(0.0, horizon[customer])
+    order = np.lexsort((times, customer))
+    customer, times = customer[order], times[order]
+    rank = np.arange(len(customer)) - np.repeat(np.cumsum(arrivals) - arrivals, arrivals)
+    made = rank < alive_for[customer]
+    customer, times = customer[made], times[made]
+    in_calibration = times <= t[customer]
+    recency = np.zeros(n)
+    np.maximum.at(recency, customer[in_calibration], times[in_calibration])
+    return pd.DataFrame(
+        {
+            "frequency": np.bincount(customer[in_calibration], minlength=n),
+            "recency": recency,
+            "t": t,
+            "holdout_frequency": np.bincount(customer[~in_calibration], minlength=n),
+            "holdout_days": holdout,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def simulated_holdout() -> pd.DataFrame:
+    t = np.random.default_rng(21).integers(180, 271, 20_000).astype(float)
+    return _simulate_calibration_holdout(20_000, r=0.25, alpha=8.0, a=0.8, b=2.5, t=t, holdout=180, seed=21)
+
+
+def test_holdout_evaluation_predicts_a_simulated_holdout(simulated_holdout):
+    data = simulated_holdout
+    evaluation = evaluate_holdout(data)
+    f, r, t, actual = (
+        data[c].to_numpy(dtype=float) for c in ("frequency", "recency", "t", "holdout_frequency")
+    )
+    # The predictions are lifetimes' conditional expectation E[X(t, t + 180) | x, t_x, T] under
+    # the calibration fit.
+    bgf, _ = _lifetimes_fitters({"bgnbd": evaluation.params, "gamma_gamma": {"p": 1, "q": 2, "v": 1}})
+    predicted = bgf.predict(180, f, r, t)
+    assert evaluation.predicted_total == pytest.approx(predicted.sum(), rel=1e-10)
+    assert evaluation.actual_total == actual.sum()
+    assert evaluation.customer_mean_absolute_error == pytest.approx(
+        np.abs(predicted - actual).mean(), rel=1e-10
+    )
+    # Each customer's holdout count minus its conditional expectation has mean ~0 (the estimate is
+    # close to the truth at n = 20,000), and customers are independent: the total error is within
+    # 4 standard deviations, estimated by the root of the summed squared residuals. The same
+    # holds per calibration-frequency bucket.
+    residual = actual - predicted
+    assert abs(residual.sum()) < 4 * np.sqrt(np.sum(residual**2)), (
+        residual.sum(),
+        np.sqrt(np.sum(residual**2)),
+    )
+    bucket = np.minimum(f, 7).astype(int)
+    table = evaluation.by_frequency
+    for b in range(8):
+        in_bucket = residual[bucket == b]
+        label = "7+" if b == 7 else str(b)
+        assert table.loc[label, "customers"] == len(in_bucket)
+        assert table.loc[label, "absolute_error"] == pytest.approx(abs(in_bucket.mean()), rel=1e-9)
+        assert abs(in_bucket.sum()) < 4 * np.sqrt(np.sum(in_bucket**2)), label
+    assert evaluation.total_relative_error_se == pytest.approx(np.sqrt(np.sum(residual**2)) / actual.sum())
+    assert abs(evaluation.total_relative_error) < 4 * evaluation.total_relative_error_se < 0.1
+
+
+def test_holdout_evaluation_table_metrics_and_units(simulated_holdout):
+    day = evaluate_holdout(simulated_holdout)
+    week = evaluate_holdout(simulated_holdout, time_unit="week")
+    table = day.by_frequency
+    assert list(table.index) == ["0", "1", "2", "3", "4", "5", "6", "7+"]
+    assert list(table.columns) == [
+        "customers",
+        "actual_mean",
+        "predicted_mean",
+        "absolute_error",
+        "actual_total",
+        "predicted_total",
+    ]
+    assert table["customers"].sum() == day.n_customers == len(simulated_holdout)
+    assert table["actual_total"].sum() == pytest.approx(day.actual_total)
+    assert table["predicted_total"].sum() == pytest.approx(day.predicted_total)
+    assert day.total_relative_error == pytest.approx(day.predicted_total / day.actual_total - 1)
+    assert day.bucket_mean_absolute_error == pytest.approx(table["absolute_error"].mean())
+    assert day.holdout_days == 180 and day.fit_info["holdout_days"] == 180
+    assert day.fit_info["converged"] and day.fit_info["bgnbd_ladder_step"] == 0
+    # The fitted unit changes alpha, not the predictions.
+    assert week.predicted_total == pytest.approx(day.predicted_total, rel=1e-6)
+    assert week.params["alpha"] == pytest.approx(day.params["alpha"] / 7, rel=1e-6)
+    metrics = day.metrics()
+    assert json.loads(json.dumps(metrics)) == metrics
+    markdown = day.to_markdown().splitlines()
+    assert markdown[2] == "| calibration frequency | customers | actual | predicted | abs. error |"
+    assert markdown[4].startswith("| 0 | ") and markdown[11].startswith("| 7+ | ")
+    assert markdown[12].startswith("| **total** | 20,000 | ")
+    # Fewer buckets on request; the last one collects the rest.
+    assert list(evaluate_holdout(simulated_holdout, max_frequency_bucket=2).by_frequency.index) == [
+        "0",
+        "1",
+        "2+",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda d: d.drop(columns="holdout_days"), r"missing column\(s\) \['holdout_days'\]"),
+        (
+            lambda d: d.assign(holdout_frequency=-d["holdout_frequency"] - 1),
+            r"'holdout_frequency'.*whole number >= 0",
+        ),
+        (lambda d: d.assign(holdout_days=np.arange(len(d)) % 2 + 90), r"'holdout_days'.*same on every row"),
+        (lambda d: d.assign(holdout_days=0), r"'holdout_days'.*whole number >= 1"),
+        (lambda d: d.assign(recency=d["t"] + 1), r"'recency'.*recency <= t"),
+    ],
+)
+def test_holdout_evaluation_validates_its_input(simulated_holdout, change, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate_holdout(change(simulated_holdout.head(500).copy()))
+
+
 # ------------------------------------------------------------ validation
 @pytest.mark.parametrize(
     ("column", "value", "match"),
@@ -329,6 +577,54 @@ def test_too_few_repeat_customers_fail_clearly(cdnow):
 
 
 # ----------------------------------------------------------- convergence
+def test_fit_records_parameters_errors_likelihood_ladder_and_size(week_model, day_model):
+    info = week_model.fit_info_
+    assert info["converged"] is True
+    assert (info["n_customers"], info["n_distinct_rows"], info["n_gamma_gamma_distinct_rows"]) == (
+        2357,
+        1016,
+        753,
+    )
+    assert (info["max_frequency"], info["max_t_days"]) == (29, pytest.approx(38.86 * 7))
+    for model in ("bgnbd", "gg"):
+        assert info[f"{model}_ladder_step"] == 0 and info[f"{model}_failed_attempts"] == []
+        assert (info[f"{model}_penalizer_coef"], info[f"{model}_tol"]) == clv.FIT_LADDER[0]
+    assert info["gg_log_likelihood"] < 0 and info["bgnbd_log_likelihood"] < 0
+    # The covariance behind the derived SEs reproduces lifetimes' (correct) diagonal SEs.
+    for fitter, names, n in ((week_model._bgf, "r alpha a b", 2357), (week_model._ggf, "p q v", 946)):
+        cov = clv._log_param_covariance(fitter, n)
+        values = fitter.params_[names.split()].to_numpy()
+        np.testing.assert_allclose(
+            values * np.sqrt(np.diag(cov)), fitter.standard_errors_[names.split()], rtol=1e-10
+        )
+    bg, gg = week_model.params_["bgnbd"], week_model.params_["gamma_gamma"]
+    assert info["bgnbd_mean_purchase_rate_per_day"] == pytest.approx(bg["r"] / bg["alpha"] / 7, rel=1e-12)
+    assert info["gg_mean_spend"] == pytest.approx(gg["p"] * gg["v"] / (gg["q"] - 1), rel=1e-12)
+    assert 0 < info["bgnbd_mean_purchase_rate_per_day_se"] < 0.1 * info["bgnbd_mean_purchase_rate_per_day"]
+    # Per day, the derived quantities do not depend on the unit the model was fitted in.
+    for key in ("bgnbd_mean_purchase_rate_per_day", "bgnbd_mean_purchase_rate_per_day_se", "gg_mean_spend"):
+        assert day_model.fit_info_[key] == pytest.approx(info[key], rel=1e-6)
+    # Every value can be serialised for asset metadata.
+    assert json.loads(json.dumps(info)) == info
+
+
+def test_looser_tolerance_recovers_a_real_precision_loss_failure(cdnow, monkeypatch):
+    # At tol 1e-10, scipy's BFGS stops on CDNOW (days) with "Desired error not necessarily
+    # achieved due to precision loss", the failure lifetimes users meet most; the next step
+    # (same penalizer, looser tolerance) converges to the unpenalized MLE.
+    monkeypatch.setattr(clv, "FIT_LADDER", ((0.0, 1e-10), (0.0, 1e-7), (1e-3, 1e-7)))
+    model = ClvModel().fit(cdnow)
+    for prefix in ("bgnbd", "gg"):
+        assert model.fit_info_[f"{prefix}_ladder_step"] == 1
+        assert (model.fit_info_[f"{prefix}_penalizer_coef"], model.fit_info_[f"{prefix}_tol"]) == (0.0, 1e-7)
+        (failure,) = model.fit_info_[f"{prefix}_failed_attempts"]
+        assert "step 0 (penalizer 0, tol 1e-10): ConvergenceError" in failure and "precision loss" in failure
+    monkeypatch.undo()
+    reference = ClvModel().fit(cdnow).params_
+    for name in ("bgnbd", "gamma_gamma"):
+        assert model.params_[name] == pytest.approx(reference[name], rel=1e-4)
+
+
 def test_penalizer_ladder_retries_then_reports_data_shape(cdnow, monkeypatch):
     class FailsUnpenalized(BetaGeoFitter):
         def fit(self, *args, **kwargs):
@@ -338,17 +634,40 @@ def test_penalizer_ladder_retries_then_reports_data_shape(cdnow, monkeypatch):
 
     monkeypatch.setattr(clv, "BetaGeoFitter", FailsUnpenalized)
     model = ClvModel().fit(cdnow)
-    assert model.fit_info_["bgnbd_ladder_step"] == 1
+    assert model.fit_info_["bgnbd_ladder_step"] == 2  # both unpenalized tolerances failed
     assert model.fit_info_["bgnbd_penalizer_coef"] == 1e-3
+    assert len(model.fit_info_["bgnbd_failed_attempts"]) == 2
     assert model.fit_info_["gg_ladder_step"] == 0
+
+    # A penalizer_coef above the ladder's raises every step to it.
+    assert ClvModel(penalizer_coef=0.002).fit(cdnow).fit_info_["bgnbd_penalizer_coef"] == 0.002
 
     class NeverConverges(BetaGeoFitter):
         def fit(self, *args, **kwargs):
             raise ConvergenceError("forced failure")
 
     monkeypatch.setattr(clv, "BetaGeoFitter", NeverConverges)
-    with pytest.raises(ValueError, match=r"BG/NBD fit failed.*n_customers=2357.*max_frequency=29"):
+    with pytest.raises(ValueError, match=r"BG/NBD fit failed.*n_customers=2357.*max_frequency=29") as failed:
         ClvModel().fit(cdnow)
+    for step, (pen, tol) in enumerate(clv.FIT_LADDER):
+        assert f"step {step} (penalizer {pen:g}, tol {tol:g}): ConvergenceError" in str(failed.value)
+
+
+@pytest.mark.parametrize("broken", ["params", "standard_errors"])
+def test_non_finite_estimates_are_a_failed_step(cdnow, monkeypatch, broken):
+    class NonFiniteWithoutPenalty(BetaGeoFitter):
+        def fit(self, *args, **kwargs):
+            fitted = super().fit(*args, **kwargs)
+            if self.penalizer_coef == 0:
+                getattr(fitted, f"{broken}_")["a"] = np.nan
+            return fitted
+
+    monkeypatch.setattr(clv, "BetaGeoFitter", NonFiniteWithoutPenalty)
+    info = ClvModel().fit(cdnow).fit_info_
+    assert info["bgnbd_ladder_step"] == 2 and info["bgnbd_penalizer_coef"] == 1e-3
+    problem = {"params": "non-finite parameters", "standard_errors": "non-finite standard errors"}[broken]
+    assert len(info["bgnbd_failed_attempts"]) == 2
+    assert all(problem in failure for failure in info["bgnbd_failed_attempts"])
 
 
 def test_gamma_gamma_without_population_mean_fails_clearly(cdnow):
