@@ -1,0 +1,368 @@
+"""Churn risk: the gradient-boosted model of ``models_py/churn.py`` on the dbt snapshots, scored back
+into the warehouse.
+
+``churn_risk`` reads ``int_churn_snapshots`` (features and labels per snapshot date) and
+``int_churn_customer_snapshots`` (the BG/NBD inputs per snapshot date, for the P(alive) baseline),
+backtests the model on the latest labelled snapshot against the two baselines, refits it on every
+labelled snapshot and scores the users active as of d into ``ml.churn_risk``. The backtest goes to
+``ml.churn_risk_evaluation`` (one row per method) and, with the fitted model, to a versioned artifact
+``<data dir>/models/churn/<model_version>.joblib`` with its ``.json`` beside it. The model-health
+checks below read those tables.
+"""
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import dagster as dg
+import joblib
+import numpy as np
+import pandas as pd
+
+from models_py.churn import METHODS, ChurnModel, ChurnParams, bgnbd_p_alive_by_snapshot
+from orchestration.checks import build_warehouse_suite_check
+from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
+from orchestration.warehouse import connect
+
+SNAPSHOTS_TABLE = "intermediate.int_churn_snapshots"
+CUSTOMER_SNAPSHOTS_TABLE = "intermediate.int_churn_customer_snapshots"
+SNAPSHOT_DATES_TABLE = "intermediate.int_churn_snapshot_dates"
+USER_DAYS_TABLE = "marts.fct_user_days"
+CHURN_SCHEMA = "ml"
+CHURN_TABLE = f"{CHURN_SCHEMA}.churn_risk"
+EVALUATION_TABLE = f"{CHURN_SCHEMA}.churn_risk_evaluation"
+METRIC_COLUMNS = ("roc_auc", "pr_auc", "brier", "log_loss", "expected_calibration_error", "roc_auc_customers")
+METHOD_LABELS = {
+    "model": "gradient-boosted model",
+    "baseline_days_since_last_active": "baseline: days since last activity",
+    "baseline_bgnbd_p_alive": "baseline: 1 - P(alive) (BG/NBD)",
+}
+
+
+class ChurnConfig(dg.Config):
+    """Model settings (METRICS.md "Churn risk"; the snapshot windows are dbt vars churn_*)."""
+
+    learning_rate: float = 0.05
+    max_iter: int = 200
+    max_leaf_nodes: int = 15
+    min_samples_leaf: int = 40
+    l2_regularization: float = 1.0
+    calibration: Literal["none", "sigmoid", "isotonic"] = "none"
+    random_state: int = 0
+    n_threads: int = 1
+
+
+def artifact_dir(settings: LifecycleSettings) -> Path:
+    return Path(settings.data_dir) / "models" / "churn"
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _comparison_markdown(metrics: dict[str, Any]) -> str:
+    lines = [
+        "| method | ROC-AUC | PR-AUC | Brier | log-loss | ECE | ROC-AUC customers |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    for method in METHODS:
+        m = metrics["methods"][method]
+        if m is None:
+            lines.append(f"| {METHOD_LABELS[method]} | n/a | n/a | n/a | n/a | n/a | n/a |")
+            continue
+        lines.append(
+            f"| {METHOD_LABELS[method]} | {fmt(m['roc_auc'])} | {fmt(m['pr_auc'])} | {fmt(m['brier'])} | "
+            f"{fmt(m['log_loss'])} | {fmt(m['expected_calibration_error'])} | {fmt(m['roc_auc_customers'])} |"
+        )
+    lines += [
+        "",
+        f"Backtest: trained on the snapshots {', '.join(metrics['training_snapshot_dates'])} "
+        f"({metrics['training_rows']:,} rows, churn rate {metrics['training_churn_rate']:.1%}), evaluated on "
+        f"{metrics['evaluation_snapshot_date']} ({metrics['evaluation_rows']:,} rows, churn rate "
+        f"{metrics['evaluation_churn_rate']:.1%}). ROC-AUC customers: on customers only, raw scores.",
+    ]
+    return "\n".join(lines)
+
+
+def _reliability_markdown(metrics: dict[str, Any]) -> str:
+    available = [m for m in METHODS if metrics["methods"][m] is not None]
+    header = "| predicted | " + " | ".join(
+        f"{METHOD_LABELS[m]}: rows, mean predicted, observed" for m in available
+    )
+    lines = [header + " |", "|---|" + "---:|" * len(available)]
+    bins = metrics["methods"]["model"]["reliability"]
+    for i, row in enumerate(bins):
+        cells = []
+        for method in available:
+            r = metrics["methods"][method]["reliability"][i]
+            cells.append(
+                f"{r['rows']:,}, {r['mean_predicted']:.3f}, {r['observed_rate']:.3f}" if r["rows"] else "0"
+            )
+        lines.append(f"| {row['bin']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _evaluation_rows(metrics: dict[str, Any], model_version: str, as_of_date: Any) -> pd.DataFrame:
+    rows = []
+    for method in METHODS:
+        m = metrics["methods"][method] or {}
+        rows.append(
+            {
+                "model_version": model_version,
+                "as_of_date": as_of_date,
+                "evaluation_snapshot_date": metrics["evaluation_snapshot_date"],
+                "method": method,
+                "rows": metrics["evaluation_rows"],
+                "churn_rate": metrics["evaluation_churn_rate"],
+                **{key: m.get(key) for key in METRIC_COLUMNS},
+                "reliability": json.dumps(m.get("reliability")),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"])
+    frame["evaluation_snapshot_date"] = pd.to_datetime(frame["evaluation_snapshot_date"])
+    return frame.astype({key: "float64" for key in METRIC_COLUMNS})
+
+
+@dg.asset(
+    key="churn_risk",
+    deps=[dg.AssetKey("int_churn_snapshots"), dg.AssetKey("int_churn_customer_snapshots")],
+    group_name="models",
+    kinds={"python", "duckdb", "scikit-learn"},
+    pool=WAREHOUSE_POOL,
+    owners=["team:data-science"],
+)
+def churn_risk(
+    context: dg.AssetExecutionContext, config: ChurnConfig, settings: LifecycleSettings
+) -> dg.MaterializeResult:
+    """Per user active in the last churn_lookback_days days as of d: the probability of no activity in
+    the next churn_horizon_days (gradient-boosted trees on SQL snapshots, time-based backtest against
+    days-since-last-activity and BG/NBD P(alive)), its decile and the model version."""
+    started = time.perf_counter()
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        snapshots = conn.sql(f"select * from {SNAPSHOTS_TABLE} order by snapshot_date, user_id").df()
+        customers = conn.sql(
+            f"select snapshot_date, user_id, frequency, recency, t, monetary_value "
+            f"from {CUSTOMER_SNAPSHOTS_TABLE} where not is_scoring_snapshot order by snapshot_date, user_id"
+        ).df()
+        scoring_date = conn.execute(
+            f"select snapshot_date from {SNAPSHOT_DATES_TABLE} where is_scoring_snapshot"
+        ).fetchone()
+    if scoring_date is None or not snapshots["is_scoring_snapshot"].any():
+        raise dg.Failure(
+            f"{SNAPSHOTS_TABLE} has no user active in the lookback window ending on the as-of date: "
+            "nothing to score (is the as-of date before the data?)"
+        )
+    (as_of_date,) = scoring_date
+    params = ChurnParams(**{k: v for k, v in config.model_dump().items() if k != "n_threads"})
+    p_alive, bgnbd_failures = bgnbd_p_alive_by_snapshot(customers)
+    for date, reason in bgnbd_failures.items():
+        context.log.warning(f"P(alive) baseline: no BG/NBD fit as of {date}: {reason}")
+    try:
+        model = ChurnModel(params, n_threads=config.n_threads).fit(snapshots, p_alive)
+    except ValueError as err:
+        raise dg.Failure(f"churn model: {err}") from err
+    scores = model.score(snapshots)
+    version = model.model_version()
+    metrics = {**model.metrics_, "bgnbd_fit_failures": bgnbd_failures}
+    fit_seconds = round(time.perf_counter() - started, 3)
+
+    directory = artifact_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    artifact = directory / f"{version}.joblib"
+    _write_atomic(artifact, lambda path: joblib.dump(model, path))
+    record = {
+        "model_version": version,
+        "as_of_date": str(as_of_date),
+        "metrics": metrics,
+        "fit_info": model.fit_info_,
+    }
+    _write_atomic(
+        directory / f"{version}.json",
+        lambda path: path.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8"),
+    )
+
+    evaluation = _evaluation_rows(metrics, version, as_of_date)
+    with connect(settings.warehouse_path) as conn:
+        conn.execute(f"create schema if not exists {CHURN_SCHEMA}")
+        conn.execute("begin transaction")
+        for table, frame, cast in (
+            (CHURN_TABLE, scores, "* replace (cast(as_of_date as date) as as_of_date)"),
+            (EVALUATION_TABLE, evaluation, "* replace (cast(as_of_date as date) as as_of_date, "
+             "cast(evaluation_snapshot_date as date) as evaluation_snapshot_date)"),
+        ):  # fmt: skip
+            conn.register("frame", frame)
+            conn.execute(f"create or replace table {table} as select {cast} from frame order by all")
+            conn.unregister("frame")
+        conn.execute("commit")
+    seconds = round(time.perf_counter() - started, 3)
+    context.log.info(f"{CHURN_TABLE}: {len(scores):,} active users scored in {seconds} s ({version})")
+    model_metrics = metrics["methods"]["model"]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(scores),
+            "model_version": version,
+            "model_vs_baselines": dg.MetadataValue.md(_comparison_markdown(metrics)),
+            "reliability": dg.MetadataValue.md(_reliability_markdown(metrics)),
+            "roc_auc": model_metrics["roc_auc"],
+            "pr_auc": model_metrics["pr_auc"],
+            "brier": model_metrics["brier"],
+            "model_beats_baselines": dg.MetadataValue.json(metrics["model_beats_baselines"]),
+            "params": dg.MetadataValue.json(model.fit_info_["params"]),
+            "training_rows": model.fit_info_["training_rows"],
+            "mean_churn_risk": float(scores["churn_risk"].mean()),
+            "artifact": dg.MetadataValue.path(str(artifact)),
+            "fit_seconds": fit_seconds,
+            "seconds": seconds,
+        }
+    )
+
+
+# --------------------------------------------------------------- model health
+def _result(passed: bool, description: str, **metadata: Any) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=passed, severity=dg.AssetCheckSeverity.ERROR, description=description, metadata=metadata
+    )
+
+
+@dg.asset_check(
+    asset="churn_risk",
+    name="churn_risk__outputs_in_range",
+    blocking=True,
+    description=(
+        "Every score is finite and in range: churn_risk in [0, 1], risk_decile 1-10, "
+        "days_since_last_active >= 0; one as-of date and one model version, the evaluated one."
+    ),
+)
+def churn_risk__outputs_in_range(settings: LifecycleSettings) -> dg.AssetCheckResult:
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        scores = conn.sql(f"select * from {CHURN_TABLE}").df()
+        evaluated = {
+            v for (v,) in conn.execute(f"select distinct model_version from {EVALUATION_TABLE}").fetchall()
+        }
+    risk = scores["churn_risk"].to_numpy(dtype=float, na_value=np.nan)
+    decile = scores["risk_decile"].to_numpy(dtype=float, na_value=np.nan)
+    days = scores["days_since_last_active"].to_numpy(dtype=float, na_value=np.nan)
+    failing = {
+        "churn_risk missing, not finite or outside [0, 1]": int(
+            (~np.isfinite(risk) | (risk < 0) | (risk > 1)).sum()
+        ),
+        "risk_decile missing or outside 1-10": int((~np.isin(decile, np.arange(1, 11))).sum()),
+        "days_since_last_active missing or negative": int((~np.isfinite(days) | (days < 0)).sum()),
+    }
+    failing = {rule: count for rule, count in failing.items() if count}
+    problems = [f"{count:,} of {len(scores):,} rows with {rule}" for rule, count in failing.items()]
+    versions = set(scores["model_version"].dropna())
+    if len(versions) != 1 or versions != evaluated:
+        problems.append(f"model_version(s) {sorted(versions)} in the scores, {sorted(evaluated)} evaluated")
+    if scores["as_of_date"].nunique() != 1:
+        problems.append(f"{scores['as_of_date'].nunique()} as-of dates, expected one")
+    return _result(
+        not problems,
+        "; ".join(f"{CHURN_TABLE}: FAILED {p}" for p in problems)
+        or f"{CHURN_TABLE}: {len(scores):,} rows, every score finite and in range ({next(iter(versions))})",
+        rows_checked=len(scores),
+        failing_rows=dg.MetadataValue.json(failing),
+    )
+
+
+@dg.asset_check(
+    asset="churn_risk",
+    name="churn_risk__every_active_user_scored",
+    blocking=True,
+    description=(
+        "ml.churn_risk holds exactly one row per user active in the churn_lookback_days days ending on "
+        "d (fct_user_days), no user missing and none extra."
+    ),
+)
+def churn_risk__every_active_user_scored(settings: LifecycleSettings) -> dg.AssetCheckResult:
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        (expected, scored, rows, missing, extra) = conn.execute(
+            f"""
+            with window_ as (
+                select snapshot_date, lookback_start_date
+                from {SNAPSHOT_DATES_TABLE}
+                where is_scoring_snapshot
+            ),
+            active as (
+                select distinct d.user_id from {USER_DAYS_TABLE} d, window_ w
+                where d.activity_date between w.lookback_start_date and w.snapshot_date
+            ),
+            scored as (select distinct user_id from {CHURN_TABLE})
+            select
+                (select count(*) from active),
+                (select count(*) from scored),
+                (select count(*) from {CHURN_TABLE}),
+                (select count(*) from active where user_id not in (select user_id from scored)),
+                (select count(*) from scored where user_id not in (select user_id from active))
+            """
+        ).fetchone()
+    problems = []
+    if missing:
+        problems.append(f"{missing:,} of {expected:,} active users have no churn score")
+    if extra:
+        problems.append(f"{extra:,} scored users were not active in the lookback window")
+    if rows != scored:
+        problems.append(f"{rows - scored:,} duplicate rows")
+    return _result(
+        not problems,
+        "; ".join(f"{CHURN_TABLE}: FAILED {p}" for p in problems)
+        or f"{CHURN_TABLE}: all {expected:,} users active in the lookback window scored once",
+        active_users=expected,
+        scored_rows=rows,
+        missing_users=missing,
+        extra_users=extra,
+    )
+
+
+@dg.asset_check(
+    asset="churn_risk",
+    name="churn_risk__beats_baselines",
+    blocking=False,
+    description=(
+        "Warns when the model's backtest ROC-AUC is below a baseline's (days since last activity, "
+        "1 - P(alive)) on the latest labelled snapshot, or when a baseline could not be evaluated."
+    ),
+)
+def churn_risk__beats_baselines(settings: LifecycleSettings) -> dg.AssetCheckResult:
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        evaluation = conn.sql(
+            f"select method, roc_auc, rows, evaluation_snapshot_date from {EVALUATION_TABLE}"
+        ).df()
+    auc = {row.method: row.roc_auc for row in evaluation.itertuples()}
+    model = auc.get("model")
+    lines, passed = [], model is not None and math.isfinite(model)
+    for baseline in METHODS[1:]:
+        value = auc.get(baseline)
+        if value is None or not math.isfinite(value):
+            passed = False
+            lines.append(f"{METHOD_LABELS[baseline]}: not available")
+        elif model is None or not model >= value:
+            passed = False
+            lines.append(f"WARN model ROC-AUC {model:.4f} below {METHOD_LABELS[baseline]} {value:.4f}")
+        else:
+            lines.append(f"model ROC-AUC {model:.4f} >= {METHOD_LABELS[baseline]} {value:.4f}")
+    snapshot = evaluation["evaluation_snapshot_date"].max()
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"churn_risk backtest on {pd.Timestamp(snapshot).date()}: " + "; ".join(lines),
+        metadata={k: float(v) for k, v in auc.items() if v is not None and math.isfinite(v)},
+    )
+
+
+churn_risk_checks = [
+    build_warehouse_suite_check(dg.AssetKey("churn_risk"), CHURN_TABLE, "churn_risk"),
+    churn_risk__outputs_in_range,
+    churn_risk__every_active_user_scored,
+    churn_risk__beats_baselines,
+]
