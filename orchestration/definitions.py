@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from orchestration.assets.clv import customer_clv
+from orchestration.assets.churn import churn_risk, churn_risk_checks
+from orchestration.assets.clv import customer_clv, customer_clv_checks
 from orchestration.assets.dbt import lifecycle_dbt_models
 from orchestration.assets.ingest import raw_assets
 from orchestration.assets.publish import mart_staging, reporting_mart
@@ -11,8 +12,8 @@ from orchestration.resources import build_resources
 from orchestration.schedules import jobs, schedules
 
 defs = dg.Definitions(
-    assets=[*raw_assets, lifecycle_dbt_models, customer_clv, mart_staging, reporting_mart],
-    asset_checks=asset_checks,
+    assets=[*raw_assets, lifecycle_dbt_models, customer_clv, churn_risk, mart_staging, reporting_mart],
+    asset_checks=[*asset_checks, *customer_clv_checks, *churn_risk_checks],
     jobs=jobs,
     schedules=schedules,
     resources=build_resources(),

@@ -6,10 +6,13 @@ import shutil
 import sys
 from pathlib import Path
 
+import yaml
 from dagster_dbt import DbtProject
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# The marketers' audience definitions; passed to dbt as the var `audiences` on every build.
+AUDIENCES_FILE = DBT_PROJECT_DIR / "audiences.yml"
 
 # The dbt target comes from profiles.yml (env var LIFECYCLE_DBT_TARGET, default duckdb).
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
@@ -52,6 +55,29 @@ def prepare_dbt_manifest(*, force: bool = False) -> Path:
         ensure_dbt_on_path()
         dbt_project.preparer.prepare(dbt_project)
     return dbt_project.manifest_path
+
+
+def load_audiences(path: Path = AUDIENCES_FILE) -> list[dict]:
+    """The audience definitions of a YAML file, as the list dbt's var `audiences` takes.
+
+    Only the file's shape is checked here (a YAML list of mappings); dbt checks each definition
+    (macros/value/audiences.sql) and names the audience and condition that is wrong.
+    """
+    try:
+        definitions = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ValueError(f"cannot read the audience definitions {path}: {err}") from err
+    except yaml.YAMLError as err:
+        raise ValueError(f"the audience definitions {path} are not valid YAML: {err}") from err
+    if definitions is None:
+        return []
+    if not isinstance(definitions, list) or not all(isinstance(item, dict) for item in definitions):
+        raise ValueError(
+            f"the audience definitions {path} must be a YAML list of audiences "
+            "(- name: ..., reason: ..., where: {...}); see the comments at the top of "
+            "dbt_project/audiences.yml"
+        )
+    return definitions
 
 
 def published_dbt_models(manifest_path: Path | None = None) -> dict[str, str]:

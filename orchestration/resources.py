@@ -11,6 +11,7 @@ Environment variables (all optional):
   above which the blocking quarantine check fails (default 0.01).
 - ``LIFECYCLE_AS_OF_DATE``: the as-of date ``YYYY-MM-DD`` (default: the latest day found in the raw data).
 - ``LIFECYCLE_DBT_TARGET``: the dbt target of ``dbt_project/profiles.yml`` (default ``duckdb``).
+- ``LIFECYCLE_AUDIENCES_FILE``: the audience definitions (default ``dbt_project/audiences.yml``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.project import PROJECT_ROOT, dbt_executable, dbt_project
+from orchestration.project import AUDIENCES_FILE, PROJECT_ROOT, dbt_executable, dbt_project
 
 # Every step that writes the warehouse file is in this pool; dagster.yaml limits pools to 1
 # (DuckDB allows one writer per file).
@@ -40,6 +41,7 @@ class LifecycleSettings(dg.ConfigurableResource):
     landing_dir: str
     as_of_date: str | None = None
     max_quarantine_share: float = 0.01
+    audiences_file: str = str(AUDIENCES_FILE)
 
     @property
     def warehouse_path(self) -> Path:
@@ -73,10 +75,18 @@ class LifecycleSettings(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def dbt_environment(self) -> Iterator[None]:
-        """Environment for a dbt subprocess: the warehouse path that profiles.yml reads."""
-        saved = {key: os.environ.get(key) for key in ("LIFECYCLE_WAREHOUSE_PATH", "DO_NOT_TRACK")}
+        """Environment for a dbt subprocess: the warehouse path that profiles.yml reads.
+
+        Tests are selected "buildable": with a selection, a test runs when every model it reads is
+        selected or upstream of the selection. Dagster runs the dbt models in two steps around the
+        Python models (fct_audience_members reads their scores), and dbt's default (eager) would
+        run fct_audience_members' tests in the first step, before the table is rebuilt.
+        """
+        keys = ("LIFECYCLE_WAREHOUSE_PATH", "DO_NOT_TRACK", "DBT_INDIRECT_SELECTION")
+        saved = {key: os.environ.get(key) for key in keys}
         os.environ["LIFECYCLE_WAREHOUSE_PATH"] = str(self.warehouse_path.resolve())
         os.environ["DO_NOT_TRACK"] = "1"
+        os.environ["DBT_INDIRECT_SELECTION"] = "buildable"
         try:
             yield
         finally:
@@ -106,6 +116,7 @@ def settings_from_env() -> LifecycleSettings:
         landing_dir=str(landing_dir.resolve()),
         as_of_date=os.environ.get("LIFECYCLE_AS_OF_DATE") or None,
         max_quarantine_share=max_quarantine_share,
+        audiences_file=str(Path(os.environ.get("LIFECYCLE_AUDIENCES_FILE") or AUDIENCES_FILE).resolve()),
     )
 
 

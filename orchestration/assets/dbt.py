@@ -8,8 +8,9 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from models_py.landing_contract import SOURCES as RAW_SOURCES
 from orchestration.ingestion import RAW_SCHEMA
-from orchestration.project import dbt_project
+from orchestration.project import dbt_project, load_audiences
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 from orchestration.warehouse import connect
 
@@ -37,6 +38,19 @@ class LifecycleDbtTranslator(DagsterDbtTranslator):
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return ["team:analytics-engineering"]
 
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
+        """Seeds also wait for the ingest assets.
+
+        A seed has no upstream in dbt, and fct_audience_members reads the Python models' tables,
+        so Dagster splits the dbt step around them; without this, the seeds would get a dbt step
+        of their own before ingestion (another dbt start-up, on a warehouse that may not exist).
+        """
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if manifest["nodes"].get(unique_id, {}).get("resource_type") == "seed":
+            raw_keys = [dg.AssetKey([RAW_SCHEMA, source]) for source in RAW_SOURCES]
+            spec = spec.replace_attributes(deps=[*spec.deps, *(dg.AssetDep(key) for key in raw_keys)])
+        return spec
+
 
 def latest_raw_date(settings: LifecycleSettings) -> dt.date:
     """The latest UTC day present in the raw data: the as-of date when none is configured."""
@@ -55,6 +69,45 @@ def latest_raw_date(settings: LifecycleSettings) -> dt.date:
     return latest
 
 
+INCREMENTAL_MODEL = dg.AssetKey("fct_user_days")
+
+
+def oldest_day_loaded_since(settings: LifecycleSettings, since: dt.datetime | None) -> dt.date | None:
+    """The oldest landing day whose files were loaded after ``since`` (naive UTC); every loaded day
+    when ``since`` is None. None when nothing qualifies."""
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        (oldest,) = conn.execute(
+            f"select min(partition_date) from {RAW_SCHEMA}.ingested_files where ? is null or loaded_at > ?",
+            [since, since],
+        ).fetchone()
+    return oldest
+
+
+def incremental_vars(context: dg.AssetExecutionContext, settings: LifecycleSettings) -> dict[str, str]:
+    """dbt vars telling the incremental models which older days to rebuild (late data).
+
+    fct_user_days rebuilds from its last built day minus a lookback by itself; landing files of
+    older days loaded since its last materialisation in this Dagster instance need the hint
+    ``incremental_from_date``. Without a recorded materialisation, every loaded day counts.
+    """
+    event = context.instance.get_latest_materialization_event(INCREMENTAL_MODEL)
+    since = (
+        dt.datetime.fromtimestamp(event.timestamp, dt.UTC).replace(tzinfo=None) if event is not None else None
+    )
+    oldest = oldest_day_loaded_since(settings, since)
+    if oldest is None:
+        context.log.info("No landing file loaded since the last build: incremental models use their lookback")
+        return {}
+    when = "(no build recorded)"
+    if since is not None:
+        when = f"since the last build ({since.isoformat(timespec='seconds')} UTC)"
+    context.log.info(
+        f"Landing files of days from {oldest.isoformat()} on were loaded {when}: "
+        f"incremental models rebuild from {oldest.isoformat()} at the latest"
+    )
+    return {"incremental_from_date": oldest.isoformat()}
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -69,7 +122,15 @@ def lifecycle_dbt_models(
     """Build (run + test) the dbt models for the as-of date; an error-severity test failure fails the step."""
     as_of_date = settings.parsed_as_of_date() or latest_raw_date(settings)
     context.log.info(f"dbt build for as_of_date={as_of_date.isoformat()}")
-    dbt_vars = {"as_of_date": as_of_date.isoformat()}
+    try:
+        audiences = load_audiences(settings.audiences_file)
+    except ValueError as err:
+        raise dg.Failure(str(err)) from err
+    dbt_vars = {
+        "as_of_date": as_of_date.isoformat(),
+        "audiences": audiences,
+        **incremental_vars(context, settings),
+    }
     with settings.dbt_environment():
         invocation = dbt.cli(
             ["build", "--vars", json.dumps(dbt_vars)],

@@ -18,7 +18,7 @@ from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 from orchestration.warehouse import connect, row_count
 
 # Published table -> warehouse table: every dbt model under models/marts/, and the Python models' tables.
-PYTHON_MODEL_TABLES: dict[str, str] = {"customer_clv": "ml.customer_clv"}
+PYTHON_MODEL_TABLES: dict[str, str] = {"customer_clv": "ml.customer_clv", "churn_risk": "ml.churn_risk"}
 MART_TABLES: dict[str, str] = dict(sorted({**published_dbt_models(), **PYTHON_MODEL_TABLES}.items()))
 # DuckDB releases before 2.0 (which many BI drivers embed) cannot read a 2.0 file: write v1.4.
 MART_STORAGE_VERSION = "v1.4.0"

@@ -14,6 +14,10 @@ EXPECTED_ASSETS = {
     "int_events_sessionized",
     "int_orders_netted",
     "int_customers_summarized",
+    "int_clv_calibration_holdout",
+    "int_churn_snapshot_dates",
+    "int_churn_customer_snapshots",
+    "int_churn_snapshots",
     "fct_user_days",
     "dim_users",
     "fct_user_stage_intervals",
@@ -30,6 +34,7 @@ EXPECTED_ASSETS = {
     "rpt_rfm_segments",
     "fct_audience_members",
     "customer_clv",
+    "churn_risk",
     "mart_staging",
     "reporting_mart",
 }
@@ -41,8 +46,20 @@ EXPECTED_OWN_CHECKS = {
     "raw/events:raw_events__expectations",
     "raw/transactions:raw_transactions__expectations",
     "customer_clv:customer_clv__expectations",
+    "customer_clv:customer_clv__fit_converged",
+    "customer_clv:customer_clv__parameters_finite",
+    "customer_clv:customer_clv__gamma_gamma_q_above_1",
+    "customer_clv:customer_clv__outputs_in_range",
+    "churn_risk:churn_risk__expectations",
+    "churn_risk:churn_risk__outputs_in_range",
+    "churn_risk:churn_risk__every_active_user_scored",
     "mart_staging:mart_staging__expectations",
     "mart_staging:mart_staging__reconciliation",
+}
+# Own checks that only warn (never block publication).
+EXPECTED_OWN_WARNING_CHECKS = {
+    "customer_clv:customer_clv__holdout_error",
+    "churn_risk:churn_risk__beats_baselines",
 }
 EXPECTED_GROUPS = {
     "raw/users": "ingest",
@@ -73,6 +90,15 @@ def test_blocking_checks_snapshot():
         asset, name = check.split(":")
         spec = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), name))
         assert spec.blocking, f"{check} must be blocking"
+
+
+def test_warning_checks_snapshot():
+    graph = asset_graph()
+    assert {key.to_user_string() for key in graph.asset_check_keys} >= EXPECTED_OWN_WARNING_CHECKS
+    for check in EXPECTED_OWN_WARNING_CHECKS:
+        asset, name = check.split(":")
+        spec = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), name))
+        assert not spec.blocking, f"{check} must only warn"
 
 
 def test_jobs_and_schedules():

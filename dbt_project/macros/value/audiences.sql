@@ -1,67 +1,39 @@
 {#- Audience definitions (METRICS.md "Audiences") and their compilation to SQL predicates.
 
-    The definitions are a list of mappings, read from the var `audiences` when it is set (the
-    orchestrator passes the marketers' YAML file there) and otherwise from the defaults below,
-    written in that same format:
+    The definitions live in dbt_project/audiences.yml, which Dagster reads and passes as the var
+    `audiences` (a list of mappings; the file's header explains the format):
 
       - name: activation_nudge              # snake_case, unique: the audience column
         description: ...                    # for people
         reason: prospect 3 days after ...   # written on every member row
-        needs: [customer_clv]               # optional: tables dbt cannot read yet; dbt skips it
         where:                              # all conditions must hold (and)
           lifecycle_stage: [prospect]       # a list (in) or one value (=)
           days_since_first_active: 3        # a number (=) or {min: .., max: ..} (bounds included)
 
-    A condition names a column of fct_audience_members' audience base (AUDIENCE_COLUMNS below);
+    A condition names a column of fct_audience_members' audience base (audience_columns below);
     an unknown name, a value of the wrong kind or a text with a quote stops the compilation
     with a message that names the audience and the condition. -#}
 
-{% macro default_audiences_yaml() -%}
-- name: activation_nudge
-  description: Prospects on the 3rd day after their first activity (METRICS.md "Audiences").
-  reason: prospect 3 days after first activity
-  where:
-    lifecycle_stage: [prospect]
-    days_since_first_active: 3
-- name: win_back_high_value
-  description: Entered dormant today, CLV in the top quintile (built after customer_clv).
-  reason: entered dormant today with a top-quintile CLV
-  needs: [customer_clv]
-  where:
-    lifecycle_stage: [dormant]
-    days_inactive: 31
-    clv_percentile: {min: 0.8}
-- name: churn_rescue
-  description: Churn risk above the threshold, CLV above the median (built after the churn scores).
-  reason: high churn risk with an above-median CLV
-  needs: [customer_clv, churn_scores]
-  where:
-    churn_risk: {min: 0.5}
-    clv_percentile: {min: 0.5}
-- name: vip_care
-  description: Loyal customers with a top-decile CLV (built after customer_clv).
-  reason: loyal with a top-decile CLV
-  needs: [customer_clv]
-  where:
-    lifecycle_stage: [loyal]
-    clv_percentile: {min: 0.9}
-{%- endmacro %}
-
-
-{#- The columns a dbt-built audience may test, by kind: text (in/=), number (=/min/max), flag. -#}
+{#- The columns an audience may test, by kind: text (in/=), number (=/min/max), flag. -#}
 {% macro audience_columns() -%}
     {{ return({
         'lifecycle_stage': 'text',
+        'previous_lifecycle_stage': 'text',
         'rfm_segment': 'text',
         'channel': 'text',
         'country': 'text',
         'days_since_first_active': 'number',
         'days_inactive': 'number',
+        'days_in_stage': 'number',
         'orders_count': 'number',
         'recency_days': 'number',
         'r_score': 'number',
         'f_score': 'number',
         'm_score': 'number',
+        'clv': 'number',
+        'clv_percentile': 'number',
+        'p_alive': 'number',
+        'churn_risk': 'number',
         'is_advocate': 'flag',
     }) }}
 {%- endmacro %}
@@ -71,7 +43,12 @@
 {% macro audience_definitions() -%}
     {%- set configured = var('audiences', none) -%}
     {%- if configured is none -%}
-        {%- set configured = fromyaml(default_audiences_yaml()) -%}
+        {%- if execute -%}
+            {{ exceptions.warn(
+                "var 'audiences' is not set: fct_audience_members is empty. Dagster passes "
+                ~ "dbt_project/audiences.yml; with the dbt CLI use --vars '{audiences: [...]}'.") }}
+        {%- endif -%}
+        {{ return([]) }}
     {%- endif -%}
     {%- if configured is not iterable or configured is string or configured is mapping -%}
         {{ exceptions.raise_compiler_error(
@@ -91,6 +68,12 @@
             {{ exceptions.raise_compiler_error("audience '" ~ name ~ "' is defined twice") }}
         {%- endif -%}
         {%- do seen.append(name) -%}
+        {%- set unknown = audience.keys() | reject('in', ['name', 'description', 'reason', 'where']) | list -%}
+        {%- if unknown -%}
+            {{ exceptions.raise_compiler_error(
+                "audience '" ~ name ~ "': unknown key(s) " ~ (unknown | sort | join(', '))
+                ~ "; an audience has name, description, reason and where") }}
+        {%- endif -%}
         {%- do audience_text(name, 'reason', audience.get('reason')) -%}
         {%- if audience.get('where') is not mapping or audience.get('where') | length == 0 -%}
             {{ exceptions.raise_compiler_error(
@@ -98,18 +81,6 @@
         {%- endif -%}
     {%- endfor -%}
     {{ return(configured) }}
-{%- endmacro %}
-
-
-{#- The audiences dbt builds now: those that need no table outside dbt (no 'needs'). -#}
-{% macro dbt_audiences() -%}
-    {%- set buildable = [] -%}
-    {%- for audience in audience_definitions() -%}
-        {%- if not audience.get('needs') -%}
-            {%- do buildable.append(audience) -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {{ return(buildable) }}
 {%- endmacro %}
 
 
@@ -143,9 +114,8 @@
         {%- set kind = columns.get(column) -%}
         {%- if kind is none -%}
             {{ exceptions.raise_compiler_error(
-                "audience '" ~ name ~ "': unknown condition '" ~ column ~ "'; dbt-built audiences can use "
-                ~ (columns.keys() | list | sort | join(', '))
-                ~ " (conditions on tables outside dbt, such as CLV, need 'needs: [...]')") }}
+                "audience '" ~ name ~ "': unknown condition '" ~ column ~ "'; audiences can use "
+                ~ (columns.keys() | list | sort | join(', '))) }}
         {%- elif kind == 'text' -%}
             {%- set values = [value] if value is string else value -%}
             {%- if values is not iterable or values is mapping or values | length == 0 -%}

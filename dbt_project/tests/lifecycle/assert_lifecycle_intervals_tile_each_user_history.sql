@@ -1,6 +1,7 @@
 {#- Fails for every spell that breaks the tiling of a user's history: each user's spells must
     cover every day from the first active day (dim_users) to the as-of date d exactly once, in
-    spell_number order, with a different stage from one spell to the next, is_current on the
+    spell_number order, with a different stage or advocate flag from one spell to the next (and
+    never an advocate who stops being one), is_current on the
     last spell only, and previous/next stages matching the neighbouring spells. -#}
 with
 
@@ -17,6 +18,7 @@ neighbours as (
         user_id,
         spell_number,
         lifecycle_stage,
+        is_advocate,
         valid_from,
         valid_to,
         is_current,
@@ -28,6 +30,9 @@ neighbours as (
         lag(lifecycle_stage) over (
             partition by user_id order by valid_from asc nulls last
         ) as actual_previous_stage,
+        lag(is_advocate) over (
+            partition by user_id order by valid_from asc nulls last
+        ) as previous_is_advocate,
         lead(lifecycle_stage) over (
             partition by user_id order by valid_from asc nulls last
         ) as actual_next_stage,
@@ -52,7 +57,10 @@ checked as (
                 <> cast({{ dbt.dateadd('day', 1, 'neighbours.previous_valid_to') }} as date)
                 then 'gap or overlap with the previous spell'
             when neighbours.actual_previous_stage = neighbours.lifecycle_stage
-                then 'same stage as the previous spell'
+                and neighbours.previous_is_advocate = neighbours.is_advocate
+                then 'same stage and advocate flag as the previous spell'
+            when neighbours.previous_is_advocate and not neighbours.is_advocate
+                then 'advocate flag turned off'
             when neighbours.actual_next_stage is null
                 and (not neighbours.is_current or neighbours.valid_to <> {{ as_of_date() }})
                 then 'last spell is not current through the as-of date'

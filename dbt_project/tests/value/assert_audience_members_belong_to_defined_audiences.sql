@@ -1,6 +1,6 @@
-{#- Every audience in fct_audience_members is one of the audience definitions dbt builds
-    (macros/value/audiences.sql or var audiences). Returns the unknown audiences. -#}
-{%- set audiences = dbt_audiences() -%}
+{#- Every audience in fct_audience_members is one of the audience definitions
+    (dbt_project/audiences.yml, passed as var audiences). Returns the unknown audiences. -#}
+{%- set audiences = audience_definitions() -%}
 with
 
 members as (

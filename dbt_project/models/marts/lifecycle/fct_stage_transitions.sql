@@ -1,13 +1,16 @@
 {#- Lifecycle stage transitions per day (Sankey-ready): one row per day x from_stage x to_stage
-    with the number of users whose new spell starts that day. A user's first spell (the first
+    with the number of users whose stage changes that day (a spell that only starts because the
+    user became an advocate is no transition). A user's first spell (the first
     active day) has from_stage null: a new user. Days from var history_start_date, or else the
     first active day in the data, to the as-of date d, as in rpt_daily_stage_counts. -#}
 with
 
 intervals as (
+    {#- spells that change the stage (not those that only start an advocate spell) #}
     select * from {{ ref('fct_user_stage_intervals') }}
+    where (previous_lifecycle_stage is null or previous_lifecycle_stage <> lifecycle_stage)
     {%- if var('history_start_date', none) is not none %}
-    where valid_from >= cast('{{ var("history_start_date") }}' as date)
+        and valid_from >= cast('{{ var("history_start_date") }}' as date)
     {%- endif %}
 ),
 

@@ -5,7 +5,11 @@
       - an active day (activity, a return, and a counted order fall on active days);
       - the day after a silence of dormant_days (turns dormant) and of churn_days (turns churned);
       - a return + reactivation_days (reactivation over);
-      - an order day + loyal_window_days (the order leaves the loyal window).
+      - an order day + loyal_window_days (the order leaves the loyal window);
+      - the day the user becomes an advocate (the first referred user's first counted order).
+    A spell is a run of days with the same stage and the same is_advocate flag: becoming an
+    advocate starts a new spell in the same stage (fct_stage_transitions and the entries and
+    exits of rpt_daily_stage_counts count stage changes only).
     Orders are the completed orders not fully refunded as of d, on their order day: the whole
     history is restated as of d (an order refunded later never counted). -#}
 with
@@ -17,6 +21,22 @@ user_days as (
 orders as (
     select * from {{ ref('int_orders_netted') }}
     where not is_fully_refunded
+),
+
+users as (
+    select * from {{ ref('stg_raw__users') }}
+),
+
+advocate_days as (
+    {# a referrer becomes an advocate on the first day one of the users they referred orders #}
+    select
+        users.referrer_user_id as user_id,
+        min(orders.order_date) as advocate_since
+    from users
+    inner join orders
+        on users.user_id = orders.user_id
+    where users.referrer_user_id is not null
+    group by users.referrer_user_id
 ),
 
 active_days as (
@@ -66,7 +86,8 @@ candidate_dates as (
         1 as is_active_day,
         is_return_day,
         0 as orders_delta,
-        0 as loyal_window_delta
+        0 as loyal_window_delta,
+        0 as is_advocate_day
     from active_days_flagged
 
     union all
@@ -77,7 +98,8 @@ candidate_dates as (
         0 as is_active_day,
         0 as is_return_day,
         0 as orders_delta,
-        0 as loyal_window_delta
+        0 as loyal_window_delta,
+        0 as is_advocate_day
     from active_days_flagged
     where next_activity_date is null
         or days_to_next_activity > {{ var('dormant_days') }} + 1
@@ -90,7 +112,8 @@ candidate_dates as (
         0 as is_active_day,
         0 as is_return_day,
         0 as orders_delta,
-        0 as loyal_window_delta
+        0 as loyal_window_delta,
+        0 as is_advocate_day
     from active_days_flagged
     where next_activity_date is null
         or days_to_next_activity > {{ var('churn_days') }} + 1
@@ -103,7 +126,8 @@ candidate_dates as (
         0 as is_active_day,
         0 as is_return_day,
         0 as orders_delta,
-        0 as loyal_window_delta
+        0 as loyal_window_delta,
+        0 as is_advocate_day
     from active_days_flagged
     where is_return_day = 1
 
@@ -115,7 +139,8 @@ candidate_dates as (
         0 as is_active_day,
         0 as is_return_day,
         orders_count as orders_delta,
-        orders_count as loyal_window_delta
+        orders_count as loyal_window_delta,
+        0 as is_advocate_day
     from order_days
 
     union all
@@ -128,8 +153,21 @@ candidate_dates as (
         0 as is_active_day,
         0 as is_return_day,
         0 as orders_delta,
-        -orders_count as loyal_window_delta
+        -orders_count as loyal_window_delta,
+        0 as is_advocate_day
     from order_days
+
+    union all
+
+    select
+        user_id,
+        advocate_since as change_date,
+        0 as is_active_day,
+        0 as is_return_day,
+        0 as orders_delta,
+        0 as loyal_window_delta,
+        1 as is_advocate_day
+    from advocate_days
 ),
 
 change_days as (
@@ -139,7 +177,8 @@ change_days as (
         max(is_active_day) as is_active_day,
         max(is_return_day) as is_return_day,
         sum(orders_delta) as orders_delta,
-        sum(loyal_window_delta) as loyal_window_delta
+        sum(loyal_window_delta) as loyal_window_delta,
+        max(is_advocate_day) as is_advocate_day
     from candidate_dates
     where change_date <= {{ as_of_date() }}
     group by user_id, change_date
@@ -164,7 +203,11 @@ change_day_states as (
         sum(loyal_window_delta) over (
             partition by user_id order by change_date asc nulls last
             rows between unbounded preceding and current row
-        ) as orders_in_loyal_window
+        ) as orders_in_loyal_window,
+        max(is_advocate_day) over (
+            partition by user_id order by change_date asc nulls last
+            rows between unbounded preceding and current row
+        ) as is_advocate
     from change_days
 ),
 
@@ -174,28 +217,37 @@ change_day_stages as (
         change_date,
         {{ lifecycle_stage(
             'change_date', 'last_active_date', 'last_return_date', 'orders_count', 'orders_in_loyal_window'
-        ) }} as lifecycle_stage
+        ) }} as lifecycle_stage,
+        is_advocate = 1 as is_advocate
     from change_day_states
     {# a user is known from the first active day on #}
     where last_active_date is not null
 ),
 
-stage_changes as (
+spell_starts as (
     select
         user_id,
         change_date,
         lifecycle_stage,
+        is_advocate,
         lag(lifecycle_stage) over (
             partition by user_id order by change_date asc nulls last
-        ) as previous_lifecycle_stage
+        ) as day_before_stage,
+        lag(is_advocate) over (
+            partition by user_id order by change_date asc nulls last
+        ) as day_before_is_advocate
     from change_day_stages
 ),
 
 spells as (
+    {# window functions run after the where clause: lag/lead see the spells' first days only #}
     select
         user_id,
         lifecycle_stage,
-        previous_lifecycle_stage,
+        is_advocate,
+        lag(lifecycle_stage) over (
+            partition by user_id order by change_date asc nulls last
+        ) as previous_lifecycle_stage,
         change_date as valid_from,
         lead(lifecycle_stage) over (
             partition by user_id order by change_date asc nulls last
@@ -206,9 +258,10 @@ spells as (
         row_number() over (
             partition by user_id order by change_date asc nulls last
         ) as spell_number
-    from stage_changes
-    where previous_lifecycle_stage is null
-        or previous_lifecycle_stage <> lifecycle_stage
+    from spell_starts
+    where day_before_stage is null
+        or day_before_stage <> lifecycle_stage
+        or day_before_is_advocate <> is_advocate
 ),
 
 spells_closed as (
@@ -216,6 +269,7 @@ spells_closed as (
         user_id,
         spell_number,
         lifecycle_stage,
+        is_advocate,
         previous_lifecycle_stage,
         next_lifecycle_stage,
         valid_from,
@@ -234,6 +288,7 @@ final as (
         user_id,
         cast(spell_number as integer) as spell_number,
         lifecycle_stage,
+        is_advocate,
         valid_from,
         valid_to,
         cast({{ dbt.datediff('valid_from', 'valid_to', 'day') }} + 1 as integer) as spell_days,

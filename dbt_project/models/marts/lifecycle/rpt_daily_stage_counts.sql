@@ -47,6 +47,8 @@ entries as (
         lifecycle_stage,
         count(*) as entries_count
     from intervals
+    {#- a spell that only starts because the user became an advocate is no entry #}
+    where previous_lifecycle_stage is null or previous_lifecycle_stage <> lifecycle_stage
     group by valid_from, lifecycle_stage
 ),
 
@@ -58,6 +60,7 @@ exit_days as (
         cast({{ dbt.dateadd('day', 1, 'valid_to') }} as date) as calendar_date
     from intervals
     where not is_current
+        and next_lifecycle_stage <> lifecycle_stage
 ),
 
 exits as (

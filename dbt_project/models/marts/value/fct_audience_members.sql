@@ -1,8 +1,8 @@
 {#- Daily audience lists (METRICS.md "Audiences"): one row per audience per member on d.
-    The definitions come from macros/value/audiences.sql (var `audiences`, or the defaults
-    there); audiences that need a table outside dbt (customer_clv, churn scores) are skipped
-    here and built after those tables. -#}
-{%- set audiences = dbt_audiences() -%}
+    The definitions come from dbt_project/audiences.yml (var `audiences`, passed by Dagster;
+    macros/value/audiences.sql compiles them). The audience base joins the Python models'
+    scores (ml.customer_clv, ml.churn_risk), so Dagster builds this model after them. -#}
+{%- set audiences = audience_definitions() -%}
 with
 
 users as (
@@ -11,6 +11,27 @@ users as (
 
 rfm as (
     select * from {{ ref('fct_customer_rfm') }}
+),
+
+current_stages as (
+    select * from {{ ref('fct_user_stage_intervals') }}
+    where is_current
+),
+
+clv as (
+    select
+        user_id,
+        clv,
+        p_alive,
+        percent_rank() over (order by clv asc) as clv_percentile
+    from {{ source('ml', 'customer_clv') }}
+    {#- scores of another day (a partial rematerialisation) never select anyone #}
+    where as_of_date = {{ as_of_date() }}
+),
+
+churn as (
+    select * from {{ source('ml', 'churn_risk') }}
+    where as_of_date = {{ as_of_date() }}
 ),
 
 audience_base as (
@@ -25,14 +46,27 @@ audience_base as (
         users.days_inactive,
         cast({{ dbt.datediff('users.first_active_date', as_of_date(), 'day') }} as integer)
             as days_since_first_active,
+        current_stages.previous_lifecycle_stage,
+        cast({{ dbt.datediff('current_stages.valid_from', as_of_date(), 'day') }} as integer)
+            as days_in_stage,
         rfm.rfm_segment,
         rfm.recency_days,
         rfm.r_score,
         rfm.f_score,
-        rfm.m_score
+        rfm.m_score,
+        clv.clv,
+        clv.clv_percentile,
+        clv.p_alive,
+        churn.churn_risk
     from users
     left join rfm
         on users.user_id = rfm.user_id
+    left join current_stages
+        on users.user_id = current_stages.user_id
+    left join clv
+        on users.user_id = clv.user_id
+    left join churn
+        on users.user_id = churn.user_id
 ),
 
 members as (
