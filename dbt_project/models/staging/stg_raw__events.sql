@@ -1,26 +1,22 @@
-{#- Typed raw events, deduplicated on event_id within a day folder (the first delivered row
-    wins). The loader already refuses a key loaded under another day (raw.quarantine), and the
-    unique test on the key (_staging__models.yml) guards it. Partitioning the deduplication by day lets the incremental
-    fct_user_days read only the days it rebuilds. -#}
+{#- Typed raw events. Deduplication happens in the loader: a key already delivered earlier in
+    the same day folder or loaded under another day is quarantined (rule duplicate_key), so the
+    raw keys are unique, and the unique test on event_id guards it here. No window over the
+    whole history: fct_user_days reads only the days it rebuilds, and each test is one scan. -#}
 with
 
 source as (
     select * from {{ source('raw', 'events') }}
 ),
 
-ranked as (
+typed as (
     select
         cast(event_id as {{ dbt.type_string() }}) as event_id,
         cast(user_id as {{ dbt.type_string() }}) as user_id,
         cast(event_type as {{ dbt.type_string() }}) as event_type,
         cast(occurred_at as {{ dbt.type_timestamp() }}) as occurred_at,
-        {#- the loader puts each row in the day folder of its UTC day (else quarantined), so the
-            day is the partition column: a filter on it reaches the raw scan through the window #}
-        _partition_date as event_date,
-        row_number() over (
-            partition by _partition_date, event_id
-            order by _source_file asc nulls last, _row_number asc nulls last
-        ) as row_rank
+        {#- the loader puts each row in the day folder of its UTC day (else quarantined): the
+            day folder is the day, and a filter on it prunes the raw scan #}
+        _partition_date as event_date
     from source
 ),
 
@@ -36,8 +32,7 @@ final as (
             '{{ event_type }}'{{ "," if not loop.last }}
             {%- endfor %}
         ) as is_qualifying
-    from ranked
-    where row_rank = 1
+    from typed
 )
 
 select * from final
