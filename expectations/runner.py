@@ -19,7 +19,7 @@ import re
 import threading
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +30,13 @@ SUITES_DIR: Path = Path(__file__).resolve().parent / "suites"
 
 #: Failing values kept per expectation (distinct, in row order).
 SAMPLE_SIZE = 5
-# GE lists this many failing values; unique-type expectations repeat each duplicate, so
-# ask for more than SAMPLE_SIZE to still find several distinct ones.
-_PARTIAL_UNEXPECTED_COUNT = 20
+#: Failing rows kept per expectation (whole rows, in row order), for reports and check metadata.
+ROW_SAMPLE_SIZE = 20
+#: A longer text cell in a failing-row sample is cut to this many characters.
+MAX_CELL_CHARS = 200
+# GE lists this many failing values (and rows); unique-type expectations repeat each duplicate,
+# so ask for more than SAMPLE_SIZE to still find several distinct ones.
+_PARTIAL_UNEXPECTED_COUNT = ROW_SAMPLE_SIZE
 _SUITE_NAME = re.compile(r"[A-Za-z0-9_]+")
 _FINGERPRINT_LOCK = threading.Lock()
 _TYPE_EXPECTATIONS = {"expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"}
@@ -48,7 +52,9 @@ class ExpectationOutcome:
 
     ``error`` is set when the expectation could not be evaluated (a column it needs is
     missing, or GE raised inside it); such an outcome is always a failure, and the message
-    is also in ``observed_value``.
+    is also in ``observed_value``. ``failing_rows`` holds up to ROW_SAMPLE_SIZE whole rows that
+    break a row-level rule (the rule's columns first), as JSON-able dicts; table-level rules
+    (row count, column set) have none.
     """
 
     expectation_type: str
@@ -61,6 +67,7 @@ class ExpectationOutcome:
     unexpected_sample: list
     observed_value: object | None
     error: str | None = None
+    failing_rows: list[dict] = field(default_factory=list)
 
     def detail(self) -> str:
         """What was found, in a few words: counts and sample, observed value or error."""
@@ -105,15 +112,39 @@ class SuiteResult:
             )
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
-        """A JSON-able summary, for Dagster metadata and reports."""
+    def failure_records(self, table: str | None = None) -> list[dict]:
+        """One JSON-able record per failed expectation: the table, the rule, its failing count and
+        samples of the failing values and rows (what check metadata and the validation report show).
+        """
+        return [
+            {
+                "table": table or self.suite_name,
+                "rule": outcome.rule,
+                "expectation": outcome.expectation_type,
+                "column": outcome.column,
+                "failing_count": outcome.unexpected_count,
+                "rows_checked": self.row_count if outcome.element_count is None else outcome.element_count,
+                "detail": outcome.detail(),
+                "sample_values": outcome.unexpected_sample,
+                "sample_rows": outcome.failing_rows,
+            }
+            for outcome in self.failures
+        ]
+
+    def to_dict(self, *, rows: bool = True) -> dict:
+        """A JSON-able summary, for Dagster metadata and reports; ``rows=False`` leaves out the
+        failing-row samples (``failure_records`` has them)."""
+        outcomes = [asdict(outcome) for outcome in self.outcomes]
+        if not rows:
+            for outcome in outcomes:
+                del outcome["failing_rows"]
         return {
             "suite_name": self.suite_name,
             "success": self.success,
             "row_count": self.row_count,
             "expectation_count": len(self.outcomes),
             "failure_count": len(self.failures),
-            "outcomes": [asdict(outcome) for outcome in self.outcomes],
+            "outcomes": outcomes,
         }
 
 
@@ -294,11 +325,14 @@ def _run_great_expectations(df: pd.DataFrame, suite_name: str, to_run: list[tupl
             .add_batch_definition_whole_dataframe(name="whole_table")
             .get_batch(batch_parameters={"dataframe": df})
         )
+        # BASIC: counts and the first failing values; include_unexpected_rows adds the first
+        # failing rows (a DataFrame cut to partial_unexpected_count), for row-level expectations.
         validation = batch.validate(
             gx_suite,
             result_format={
                 "result_format": "BASIC",
                 "partial_unexpected_count": _PARTIAL_UNEXPECTED_COUNT,
+                "include_unexpected_rows": True,
             },
         )
     by_id = {result.expectation_config.id: result for result in validation.results}
@@ -351,7 +385,7 @@ def _outcome(spec: dict, result: Any, dtypes: dict[Any, str]) -> ExpectationOutc
     if error is not None:
         return _failed_outcome(spec, f"great_expectations raised: {error}")
     found = dict(result.result or {})
-    observed = _jsonable(found.get("observed_value"))
+    observed = jsonable(found.get("observed_value"))
     mismatched = (found.get("details") or {}).get("mismatched")
     if isinstance(mismatched, dict):
         # expect_table_columns_to_match_set: keep which expected columns are missing.
@@ -371,6 +405,7 @@ def _outcome(spec: dict, result: Any, dtypes: dict[Any, str]) -> ExpectationOutc
         unexpected_percent=None if percent is None else float(percent),
         unexpected_sample=_sample(found.get("partial_unexpected_list") or []),
         observed_value=observed,
+        failing_rows=[] if result.success else _rows_sample(found.get("unexpected_rows"), spec),
     )
 
 
@@ -398,15 +433,37 @@ def _sample(values: list) -> list:
     """Up to SAMPLE_SIZE distinct failing values, JSON-able, in row order."""
     sample: dict[str, Any] = {}
     for value in values:
-        converted = _jsonable(value)
+        converted = jsonable(value)
         sample.setdefault(json.dumps(converted, sort_keys=True), converted)
         if len(sample) == SAMPLE_SIZE:
             break
     return list(sample.values())
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` as plain JSON types: timestamps become ISO strings, NaN/NaT None."""
+def _rows_sample(rows: Any, spec: dict) -> list[dict]:
+    """Up to ROW_SAMPLE_SIZE failing rows as JSON-able dicts, the rule's columns first."""
+    import pandas as pd
+
+    if not isinstance(rows, pd.DataFrame) or rows.empty:
+        return []
+    first = [column for column in _referenced_columns(spec["kwargs"]) if column in rows.columns]
+    columns = first + [column for column in rows.columns if column not in first]
+    return [
+        {str(column): _cell(record[column]) for column in columns}
+        for record in rows.head(ROW_SAMPLE_SIZE).to_dict(orient="records")
+    ]
+
+
+def _cell(value: Any) -> Any:
+    converted = jsonable(value)
+    if isinstance(converted, str) and len(converted) > MAX_CELL_CHARS:
+        return converted[: MAX_CELL_CHARS - 1] + "\u2026"
+    return converted
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types: timestamps and dates become ISO strings, NaN/NaT None, NumPy
+    scalars Python ones, anything else (a ``Decimal``) its text. Check metadata uses it too."""
     import numpy as np
     import pandas as pd
 
@@ -417,9 +474,9 @@ def _jsonable(value: Any) -> Any:
             return None
         return value if math.isfinite(value) else str(value)
     if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
+        return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset, np.ndarray, pd.Index, pd.Series)):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     if pd.api.types.is_scalar(value) and pd.isna(value):
         return None
     if isinstance(value, np.datetime64):
@@ -427,7 +484,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.timedelta64):
         return str(pd.Timedelta(value))
     if isinstance(value, np.generic):
-        return _jsonable(value.item())
+        return jsonable(value.item())
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)

@@ -26,6 +26,13 @@ ID_PATTERN = f"[{ID_CHARACTERS}]{{1,{ID_MAX_LENGTH}}}"
 TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)?)?"
 #: Raw storage of ``decimal`` columns: DECIMAL(precision, scale).
 DECIMAL_PRECISION, DECIMAL_SCALE = 18, 2
+#: The mart is single-currency (no conversion): a currency column must hold this ISO 4217 code or
+#: nothing (= this currency). The environment variable ``CURRENCY_ENV`` sets another one; the
+#: generated demo data and CDNOW are in US dollars.
+DEFAULT_CURRENCY = "USD"
+CURRENCY_ENV = "LIFECYCLE_CURRENCY"
+#: What a configured currency must look like (full match): three upper-case letters.
+CURRENCY_PATTERN = r"[A-Z]{3}"
 
 #: Data file suffixes (lower case) and the format they hold. Anything else is ignored.
 FILE_FORMATS: dict[str, str] = {
@@ -46,7 +53,8 @@ class Column:
     ``default`` is the literal value an optional column takes when it is absent from a file or
     empty in a row (``None``: null); ``default_column`` instead names the column of the same row
     whose value it takes (``order_id`` defaults to the ``transaction_id``). ``is_id`` marks
-    columns whose values must match :data:`ID_PATTERN`.
+    columns whose values must match :data:`ID_PATTERN`; ``is_currency`` the column whose values
+    must be the mart's one currency (:data:`DEFAULT_CURRENCY` unless configured).
     """
 
     name: str
@@ -57,6 +65,7 @@ class Column:
     allowed_values: tuple[str, ...] = ()
     default: str | None = None
     default_column: str | None = None
+    is_currency: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -66,6 +75,8 @@ class Column:
             problems.append("allowed_values are required for enum columns and only for them")
         if self.is_id and self.logical_type != "string":
             problems.append("an id column is a string column")
+        if self.is_currency and (self.logical_type != "string" or self.is_id):
+            problems.append("a currency column is a string column (not an id)")
         if self.required and (self.default is not None or self.default_column is not None):
             problems.append("a required column has no default")
         if self.default is not None and self.default_column is not None:
@@ -115,6 +126,7 @@ CHECK_KINDS: tuple[str, ...] = (
     "unparseable_amount",
     "negative_amount",
     "unknown",
+    "unexpected_currency",
     "duplicate_key",
 )
 
@@ -130,6 +142,12 @@ RULES: tuple[tuple[str, str], ...] = (
     ("unparseable_amount", "an amount is not a decimal number that fits DECIMAL(18,2)"),
     ("negative_amount", "an amount is below zero (a refund is a positive `refund` row)"),
     ("unknown_<column>", "an enum value outside the allowed values (case-sensitive)"),
+    (
+        "unexpected_currency",
+        f"a `currency` other than the mart's one currency (`{CURRENCY_ENV}`, default "
+        f"`{DEFAULT_CURRENCY}`; case-sensitive; empty means that currency): the mart adds amounts up "
+        "and converts nothing",
+    ),
     (
         "duplicate_key",
         "the key appears earlier in the same day folder (the first by file path, then row, is "
@@ -199,9 +217,9 @@ class SourceContract:
 
         By kind in :data:`CHECK_KINDS` order, then by column in contract order:
         nulls of required columns, malformed ids, unparseable timestamps, the time column
-        outside the day folder, unparseable then negative amounts, unknown enum values, and
-        last duplicate keys (checked only among rows that passed every other check, so a bad
-        row never shadows a good one).
+        outside the day folder, unparseable then negative amounts, unknown enum values, a
+        currency other than the mart's, and last duplicate keys (checked only among rows that
+        passed every other check, so a bad row never shadows a good one).
         """
         checks: list[RowCheck] = []
         for kind in CHECK_KINDS:
@@ -218,6 +236,8 @@ class SourceContract:
                     checks.append(RowCheck(kind, kind, col.name))
                 elif kind == "unknown" and col.logical_type == "enum":
                     checks.append(RowCheck(f"unknown_{col.name}", kind, col.name))
+                elif kind == "unexpected_currency" and col.is_currency:
+                    checks.append(RowCheck("unexpected_currency", kind, col.name))
             if kind == "duplicate_key":
                 checks.append(RowCheck("duplicate_key", kind, self.key))
                 checks += [RowCheck("duplicate_key", kind, rule.column) for rule in self.unique_among]
@@ -336,7 +356,14 @@ CONTRACTS: dict[str, SourceContract] = {
                 default="completed",
             ),
             Column("amount", "decimal", True, "Amount in currency units, >= 0 (refunds too)."),
-            Column("currency", "string", False, "ISO 4217 code (not checked; no conversion)."),
+            Column(
+                "currency",
+                "string",
+                False,
+                f"ISO 4217 code of the amount: the mart's one currency (`{CURRENCY_ENV}`, default "
+                f"`{DEFAULT_CURRENCY}`) or empty (= that currency); no conversion.",
+                is_currency=True,
+            ),
             Column("occurred_at", "timestamp", True, "Transaction time."),
         ),
         key="transaction_id",
@@ -374,7 +401,15 @@ def contract_markdown() -> str:
         f"- **Amounts**: decimal numbers >= 0, stored as DECIMAL({DECIMAL_PRECISION},{DECIMAL_SCALE}) "
         "(more decimals are accepted and rounded half away from zero to the cent).",
         "- **Empty days**: a CSV with only its header, a Parquet file without rows and an empty JSON "
-        "lines file are valid deliveries of zero rows.",
+        "lines file are valid deliveries of zero rows. The day loads as an empty partition (a "
+        "re-delivered empty day replaces the rows it had), the load report lists it "
+        "(`empty_partitions`) and the non-blocking check `raw_<source>__empty_days` warns while it "
+        "stays empty: a whole day without a row is more often a broken export than a quiet day.",
+        f"- **One currency**: the mart sums amounts and converts nothing, so every transaction is in "
+        f"one currency, `{CURRENCY_ENV}` (default `{DEFAULT_CURRENCY}`, the demo's and CDNOW's); an "
+        "empty `currency` means that one, and a row in another is quarantined (`unexpected_currency`). "
+        "A change of the setting applies to the days loaded from then on (days already loaded are "
+        "not read again unless reloaded).",
         "",
         *[f"{CONTRACTS[source].to_markdown()}\n" for source in SOURCES],
         "### What the loader does with a delivery",
@@ -396,6 +431,15 @@ def contract_markdown() -> str:
         "without a header, a required column missing from the file (for JSON lines: from every line), "
         "or a Parquet column whose type cannot hold the contract's (numbers for an id). Fix: re-deliver "
         "the file; the next run loads the day. Other days and sources load.",
+        "- **Across sources** (dbt tests at error severity on the staging models, not the loader: the "
+        "sources load independently and a loaded day is not read again, so a user delivered a day "
+        "late would leave a quarantined transaction behind for good): when `users` has rows, every "
+        "`user_id` of `events` and `transactions` must be a known user "
+        "(`assert_events_have_known_users`, `assert_transactions_have_known_users`) and no "
+        "transaction may come before its user's `signup_at` (`assert_transactions_follow_signup`; "
+        "events may: browsing before sign-up is joined to the user afterwards). A failure blocks "
+        "publication until the missing users arrive or the rows are corrected; a transaction-only "
+        "landing folder (no `users` rows at all, like CDNOW) skips them.",
         "",
     ]
     return "\n".join(sections)

@@ -1,26 +1,85 @@
 """Blocking asset checks: Great Expectations suites (expectations/) and mart reconciliation.
 
 A failed blocking check stops every downstream asset, so nothing that failed reaches the
-published mart. Each check names the table, the rule and the failing count.
+published mart. Each check names the table, the rule and the failing count; its metadata
+``failures`` holds one record per failed rule (table, rule, failing count, a sample of the failing
+values and rows), which the UI shows as ``failing_rows`` (markdown) and the validation report
+(orchestration/report.py) as tables.
 """
 
-import dagster as dg
+from typing import Any
 
+import dagster as dg
+import duckdb
+
+from expectations.runner import ROW_SAMPLE_SIZE, jsonable
 from orchestration.assets.publish import MART_TABLES, PYTHON_MODEL_TABLES
 from orchestration.resources import LifecycleSettings
 from orchestration.warehouse import connect, read_table
 
+#: Failing rows kept per failed rule in check metadata (as for the Great Expectations suites).
+SAMPLE_ROWS = ROW_SAMPLE_SIZE
+# The markdown view of the failures in the UI: at most this many rules, each with its first rows.
+_MARKDOWN_RULES = 10
+_MARKDOWN_ROWS = 5
+# A quarantine check samples the quarantined rows of at most this many days over the threshold.
+_SAMPLED_PARTITIONS = 10
 
-def _suite_check_result(results: list) -> dg.AssetCheckResult:
+
+def _md_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")[:80]
+
+
+def failures_markdown(failures: list[dict]) -> str:
+    """The failed rules and their first failing rows as markdown (the UI's view of ``failures``)."""
+    parts = []
+    for failure in failures[:_MARKDOWN_RULES]:
+        parts.append(
+            f"**{_md_cell(failure.get('table'))}**: {_md_cell(failure.get('rule'))} ({failure.get('detail')})"
+        )
+        rows = failure.get("sample_rows") or []
+        if rows:
+            columns = list(dict.fromkeys(column for row in rows for column in row))
+            parts.append("| " + " | ".join(_md_cell(column) for column in columns) + " |")
+            parts.append("|" + "---|" * len(columns))
+            for row in rows[:_MARKDOWN_ROWS]:
+                parts.append("| " + " | ".join(_md_cell(row.get(column)) for column in columns) + " |")
+        parts.append("")
+    if len(failures) > _MARKDOWN_RULES:
+        parts.append(f"... and {len(failures) - _MARKDOWN_RULES} more failed rules (metadata `failures`).")
+    return "\n".join(parts).strip()
+
+
+def _failure_metadata(failures: list[dict]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "failing_count": sum(failure.get("failing_count") or 0 for failure in failures),
+        "failures": dg.MetadataValue.json(failures),
+    }
+    if failures:
+        metadata["failing_rows"] = dg.MetadataValue.md(failures_markdown(failures))
+    return metadata
+
+
+def _suite_check_result(results: list, tables: list[str]) -> dg.AssetCheckResult:
+    """One check result for the suites ``results`` run on ``tables`` (same order)."""
     passed = all(result.success for result in results)
+    failures = [
+        record
+        for result, table in zip(results, tables, strict=True)
+        for record in result.failure_records(table)
+    ]
     return dg.AssetCheckResult(
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
         description="\n".join(result.describe() for result in results),
         metadata={
+            "tables": ", ".join(tables),
             "failed_rules": sum(len(result.failures) for result in results),
             "rows_validated": sum(result.row_count for result in results),
-            "results": dg.MetadataValue.json([result.to_dict() for result in results]),
+            **_failure_metadata(failures),
+            # The samples are in `failures`; the outcomes of every rule without them.
+            "results": dg.MetadataValue.json([result.to_dict(rows=False) for result in results]),
         },
     )
 
@@ -37,7 +96,8 @@ def build_warehouse_suite_check(asset_key: dg.AssetKey, table: str, suite: str) 
     def _check(settings: LifecycleSettings) -> dg.AssetCheckResult:
         from expectations.runner import validate_dataframe
 
-        return _suite_check_result([validate_dataframe(read_table(settings.warehouse_path, table), suite)])
+        frame = read_table(settings.warehouse_path, table)
+        return _suite_check_result([validate_dataframe(frame, suite)], [table])
 
     return _check
 
@@ -88,6 +148,7 @@ def build_quarantine_share_check(source: str) -> dg.AssetChecksDefinition:
             (total_quarantined,) = conn.execute(
                 "select count(*) from raw.quarantine where source = $source", {"source": source}
             ).fetchone()
+            samples = _quarantine_samples(conn, source, [day for day, _, _ in over[:_SAMPLED_PARTITIONS]])
         rules_by_day: dict = {}
         for day, rule, count in rules:
             rules_by_day.setdefault(day, []).append(f"{rule} {count:,}")
@@ -95,6 +156,18 @@ def build_quarantine_share_check(source: str) -> dg.AssetChecksDefinition:
             f"raw.{source} {day}: FAILED {quarantined:,} of {read:,} rows quarantined "
             f"({quarantined / read:.1%} > {threshold:.1%}): {', '.join(rules_by_day.get(day, []))}. "
             f"See raw.quarantine; fix and re-deliver the day's files."
+            for day, read, quarantined in over
+        ]
+        failures = [
+            {
+                "table": f"raw.{source}",
+                "rule": f"at most {threshold:.1%} of a day's rows quarantined: {day}",
+                "failing_count": int(quarantined),
+                "rows_checked": int(read),
+                "detail": f"{quarantined:,} of {read:,} rows quarantined ({quarantined / read:.1%}): "
+                + ", ".join(rules_by_day.get(day, [])),
+                "sample_rows": samples.get(day, []),
+            }
             for day, read, quarantined in over
         ]
         return dg.AssetCheckResult(
@@ -107,10 +180,33 @@ def build_quarantine_share_check(source: str) -> dg.AssetChecksDefinition:
                 "threshold": threshold,
                 "partitions_over_threshold": len(over),
                 "rows_quarantined": total_quarantined,
+                **_failure_metadata(failures),
             },
         )
 
     return _check
+
+
+def _quarantine_samples(conn: duckdb.DuckDBPyConnection, source: str, days: list) -> dict:
+    """The first SAMPLE_ROWS quarantined rows (file order) of each of ``days``: day -> rows."""
+    if not days:
+        return {}
+    cursor = conn.execute(
+        f"""
+        select partition_date, source_file, row_number, rule, detail, record from raw.quarantine
+        where source = $source and list_contains($days, partition_date)
+        qualify row_number() over (partition by partition_date order by source_file, row_number)
+            <= {SAMPLE_ROWS}
+        order by partition_date, source_file, row_number
+        """,
+        {"source": source, "days": days},
+    )
+    columns = [column[0] for column in cursor.description]
+    samples: dict = {}
+    for row in cursor.fetchall():
+        record = dict(zip(columns, map(jsonable, row), strict=True))
+        samples.setdefault(row[0], []).append(record)
+    return samples
 
 
 quarantine_checks = [build_quarantine_share_check(source) for source in ("users", "events", "transactions")]
@@ -125,10 +221,9 @@ quarantine_checks = [build_quarantine_share_check(source) for source in ("users"
 def mart_staging__expectations(settings: LifecycleSettings) -> dg.AssetCheckResult:
     from expectations.runner import validate_dataframe
 
-    results = [
-        validate_dataframe(read_table(settings.staging_mart_path, table), table) for table in MART_TABLES
-    ]
-    return _suite_check_result(results)
+    tables = list(MART_TABLES)
+    results = [validate_dataframe(read_table(settings.staging_mart_path, table), table) for table in tables]
+    return _suite_check_result(results, tables)
 
 
 # rule -> (query for the expected number, query for the actual number), on the staged mart.
@@ -175,6 +270,150 @@ RECONCILIATION_RULES: dict[str, tuple[str, str]] = {
 }
 
 
+# rule -> (table, query for the rows behind a mismatch), run only when the rule failed; each row is
+# one key (user, stage, segment, day) whose two sides differ.
+RECONCILIATION_SAMPLES: dict[str, tuple[str, str]] = {
+    "every known user has exactly one row (one stage) in dim_users": (
+        "dim_users",
+        """
+        with known as (select distinct user_id from fct_user_days),
+        dim as (select user_id, count(*) as dim_users_rows from dim_users group by user_id)
+        select coalesce(k.user_id, d.user_id) as user_id, k.user_id is not null as in_fct_user_days,
+            coalesce(d.dim_users_rows, 0) as dim_users_rows
+        from known k full outer join dim d on k.user_id = d.user_id
+        where k.user_id is null or d.dim_users_rows is distinct from 1
+        """,
+    ),
+    "every customer (an order not fully refunded) has a CLV row": (
+        "customer_clv",
+        """
+        with customers as (select user_id, orders_count from dim_users where orders_count > 0),
+        clv as (
+            select c.user_id, count(*) as clv_rows
+            from customer_clv c inner join dim_users u on c.user_id = u.user_id group by c.user_id
+        )
+        select coalesce(a.user_id, b.user_id) as user_id, a.orders_count, coalesce(b.clv_rows, 0) as clv_rows
+        from customers a full outer join clv b on a.user_id = b.user_id
+        where a.user_id is null or b.clv_rows is distinct from 1
+        """,
+    ),
+    "every user's current stage in the stage history equals dim_users": (
+        "fct_user_stage_intervals",
+        """
+        with current_spells as (
+            select user_id, count(*) as current_spells,
+                string_agg(lifecycle_stage, ', ') as current_spell_stages
+            from fct_user_stage_intervals where is_current group by user_id
+        )
+        select u.user_id, u.lifecycle_stage as dim_users_stage,
+            coalesce(h.current_spells, 0) as current_spells, h.current_spell_stages
+        from dim_users u left join current_spells h on h.user_id = u.user_id
+        where h.current_spells is distinct from 1 or h.current_spell_stages is distinct from u.lifecycle_stage
+        """,
+    ),
+    "daily stage counts on the as-of date cover every known user once": (
+        "rpt_daily_stage_counts",
+        """
+        with dim as (select lifecycle_stage, count(*) as users from dim_users group by lifecycle_stage),
+        rpt as (
+            select lifecycle_stage, sum(users_count) as users from rpt_daily_stage_counts
+            where calendar_date = (select max(as_of_date) from dim_users) group by lifecycle_stage
+        )
+        select coalesce(dim.lifecycle_stage, rpt.lifecycle_stage) as lifecycle_stage,
+            coalesce(dim.users, 0) as dim_users_users, coalesce(rpt.users, 0) as rpt_daily_stage_counts_users
+        from dim full outer join rpt on dim.lifecycle_stage = rpt.lifecycle_stage
+        where coalesce(dim.users, 0) <> coalesce(rpt.users, 0)
+        """,
+    ),
+    "every customer has exactly one RFM row": (
+        "fct_customer_rfm",
+        """
+        with customers as (select user_id, orders_count from dim_users where orders_count > 0),
+        rfm as (select user_id, count(*) as rfm_rows from fct_customer_rfm group by user_id)
+        select coalesce(a.user_id, b.user_id) as user_id, a.orders_count, coalesce(b.rfm_rows, 0) as rfm_rows
+        from customers a full outer join rfm b on a.user_id = b.user_id
+        where a.user_id is not null and b.rfm_rows is distinct from 1
+        """,
+    ),
+    "RFM segment sizes add up to the RFM customers": (
+        "rpt_rfm_segments",
+        """
+        with rfm as (select rfm_segment, count(*) as customers from fct_customer_rfm group by rfm_segment),
+        segments as (
+            select rfm_segment, sum(customers) as customers from rpt_rfm_segments group by rfm_segment
+        )
+        select coalesce(r.rfm_segment, s.rfm_segment) as rfm_segment,
+            coalesce(r.customers, 0) as fct_customer_rfm_customers,
+            coalesce(s.customers, 0) as rpt_rfm_segments_customers
+        from rfm r full outer join segments s on r.rfm_segment = s.rfm_segment
+        where coalesce(r.customers, 0) <> coalesce(s.customers, 0)
+        """,
+    ),
+    "DAU on the as-of date equals that day's user-days": (
+        "rpt_stickiness",
+        """
+        with as_of as (select max(as_of_date) as as_of_date from dim_users)
+        select a.as_of_date,
+            (select count(*) from fct_user_days where activity_date = a.as_of_date) as user_days,
+            (select max(dau) from rpt_stickiness where activity_date = a.as_of_date) as dau
+        from as_of a
+        """,
+    ),
+    "MAU on the as-of date equals the users active in the last 30 days": (
+        "rpt_stickiness",
+        """
+        with as_of as (select max(as_of_date) as as_of_date from dim_users)
+        select a.as_of_date,
+            (select count(*) from dim_users where days_inactive <= 29) as users_active_in_30_days,
+            (select max(mau) from rpt_stickiness where activity_date = a.as_of_date) as mau
+        from as_of a
+        """,
+    ),
+    "net revenue of user-days equals net revenue of users (cents)": (
+        "fct_user_days",
+        """
+        with days as (select user_id, sum(net_revenue) as net_revenue from fct_user_days group by user_id)
+        select coalesce(u.user_id, d.user_id) as user_id, u.net_revenue as dim_users_net_revenue,
+            d.net_revenue as fct_user_days_net_revenue
+        from dim_users u full outer join days d on u.user_id = d.user_id
+        where cast(round(coalesce(u.net_revenue, 0) * 100) as bigint)
+            <> cast(round(coalesce(d.net_revenue, 0) * 100) as bigint)
+        """,
+    ),
+}
+
+
+def reconciliation_failures(conn: duckdb.DuckDBPyConnection, outcomes: dict[str, dict]) -> list[dict]:
+    """One record per failed reconciliation rule, with the rows behind the mismatch (up to SAMPLE_ROWS)."""
+    failures = []
+    for rule, outcome in outcomes.items():
+        if outcome["passed"]:
+            continue
+        table, sample_sql = RECONCILIATION_SAMPLES[rule]
+        record = {
+            "table": table,
+            "rule": rule,
+            "expected": jsonable(outcome["expected"]),
+            "actual": jsonable(outcome["actual"]),
+            "failing_count": None,
+            "detail": f"expected {outcome['expected']}, got {outcome['actual']}",
+            "sample_rows": [],
+        }
+        try:
+            (count,) = conn.execute(f"select count(*) from ({sample_sql})").fetchone()
+            cursor = conn.execute(f"select * from ({sample_sql}) order by all limit {SAMPLE_ROWS}")
+            columns = [column[0] for column in cursor.description]
+            rows = [dict(zip(columns, map(jsonable, row), strict=True)) for row in cursor.fetchall()]
+        except duckdb.Error as err:
+            # The rule failed either way; a broken sample query must not hide that.
+            record["detail"] += f"; no sample: {err}"
+        else:
+            record |= {"failing_count": int(count), "sample_rows": rows}
+            record["detail"] += f"; {count:,} mismatching {'key' if count == 1 else 'keys'}"
+        failures.append(record)
+    return failures
+
+
 @dg.asset_check(
     asset="mart_staging",
     name="mart_staging__reconciliation",
@@ -185,22 +424,31 @@ def mart_staging__reconciliation(settings: LifecycleSettings) -> dg.AssetCheckRe
     outcomes = {}
     with connect(settings.staging_mart_path, read_only=True) as conn:
         for rule, (expected_sql, actual_sql) in RECONCILIATION_RULES.items():
-            expected = conn.execute(expected_sql).fetchone()[0]
-            actual = conn.execute(actual_sql).fetchone()[0]
-            outcomes[rule] = {"expected": expected, "actual": actual, "passed": expected == actual}
-    failed = [rule for rule, outcome in outcomes.items() if not outcome["passed"]]
+            # a query without a row (e.g. no row for the as-of date) is a value of None: a failure
+            expected = next(iter(conn.execute(expected_sql).fetchone() or ()), None)
+            actual = next(iter(conn.execute(actual_sql).fetchone() or ()), None)
+            outcomes[rule] = {
+                "expected": expected,
+                "actual": actual,
+                "passed": expected is not None and expected == actual,
+            }
+        failures = reconciliation_failures(conn, outcomes)
     description = (
         "; ".join(
-            f"mart: FAILED {rule}: expected {outcomes[rule]['expected']}, got {outcomes[rule]['actual']}"
-            for rule in failed
+            f"mart: FAILED {failure['rule']} ({failure['table']}): {failure['detail']}"
+            for failure in failures
         )
         or f"mart: {len(outcomes)} reconciliation rules passed"
     )
     return dg.AssetCheckResult(
-        passed=not failed,
+        passed=not failures,
         severity=dg.AssetCheckSeverity.ERROR,
         description=description,
-        metadata={"rules": dg.MetadataValue.json(outcomes)},
+        metadata={
+            "failed_rules": len(failures),
+            **_failure_metadata(failures),
+            "rules": dg.MetadataValue.json(outcomes),
+        },
     )
 
 
@@ -210,3 +458,50 @@ asset_checks = [
     mart_staging__expectations,
     mart_staging__reconciliation,
 ]
+
+
+def build_empty_days_check(source: str) -> dg.AssetChecksDefinition:
+    """A warning, not blocking: days of ``source`` delivered as files without a single data row.
+
+    The landing contract accepts an empty day (it loads as an empty partition and replaces the
+    rows the day had), so publication goes on; but a whole day without a row is more often a
+    broken export than a quiet day, so the check warns for as long as the day stays empty.
+    """
+
+    @dg.asset_check(
+        asset=dg.AssetKey(["raw", source]),
+        name=f"raw_{source}__empty_days",
+        blocking=False,
+        description=(
+            f"Warns (never blocks) while a day of raw.{source} was delivered as files without a "
+            "single data row: a valid delivery, but more often a broken export than a quiet day."
+        ),
+    )
+    def _check(settings: LifecycleSettings) -> dg.AssetCheckResult:
+        with connect(settings.warehouse_path, read_only=True) as conn:
+            days = [
+                day.isoformat()
+                for (day,) in conn.execute(
+                    "select partition_date from raw.ingested_files where source = ? "
+                    "group by partition_date having sum(rows_read) = 0 order by partition_date",
+                    [source],
+                ).fetchall()
+            ]
+        shown = ", ".join(days[:10]) + (f" and {len(days) - 10} more" if len(days) > 10 else "")
+        return dg.AssetCheckResult(
+            passed=not days,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=(
+                f"raw.{source}: WARNING {len(days):,} day(s) delivered without a single row: {shown}. "
+                "If a day should have rows, re-deliver its files; the next run reloads it."
+                if days
+                else f"raw.{source}: no day was delivered empty"
+            ),
+            metadata={"empty_days": len(days), "days": dg.MetadataValue.json(days)},
+        )
+
+    return _check
+
+
+empty_days_checks = [build_empty_days_check(source) for source in ("users", "events", "transactions")]
+asset_checks += empty_days_checks

@@ -3,7 +3,11 @@
 lifecycle generate [--users N --days N --seed N --start-date YYYY-MM-DD]
 lifecycle run            generate demo data if the landing folder is empty, build, audit, publish
 lifecycle summary        print what the published mart holds
+lifecycle versions       list the kept published versions of the mart (which one is current)
+lifecycle rollback [--to VERSION]
+                         publish a kept version again (default: the one before the current)
 lifecycle prepare        parse the dbt project (target/manifest.json)
+lifecycle docs           regenerate the generated documentation
 """
 
 from __future__ import annotations
@@ -108,13 +112,30 @@ def prepare_landing(settings: LifecycleSettings, args: argparse.Namespace, *, fo
 
 
 def run_pipeline(settings: LifecycleSettings) -> bool:
-    """Materialise every asset and run every check in the Dagster instance; True when published."""
+    """Materialise every asset and run every check in the Dagster instance; True when published.
+
+    Success or failure, the run's validation report is written to <data dir>/reports/<run id>.html
+    (and latest.html) and linked from the run (tag lifecycle/validation_report).
+    """
     from dagster import DagsterInstance
 
+    from orchestration.definitions import defs
     from orchestration.execution import execute_build_job
+    from orchestration.report import check_info_from_repository, reports_dir, write_run_report
 
     with DagsterInstance.get() as instance:
         result = execute_build_job(settings, instance)
+        try:
+            report = write_run_report(
+                instance,
+                result.run_id,
+                reports_dir(settings.data_dir),
+                check_info=check_info_from_repository(defs.get_repository_def()),
+                as_of_date=settings.as_of_date,
+            )
+        except Exception as err:  # the report must never hide the run's own outcome
+            report = None
+            log.warning("could not write the validation report of run %s: %s", result.run_id, err)
     print_check_results(result)
     if not result.success:
         failed = [event.step_key for event in result.all_events if event.is_step_failure]
@@ -128,6 +149,8 @@ def run_pipeline(settings: LifecycleSettings) -> bool:
                 print(f"  {event.step_key}: {failure.user_failure_data.description}")
             elif failure.error:
                 print(f"  {event.step_key}: {root_error_message(failure.error)}")
+    if report is not None:
+        print(f"\nValidation report: {report}")
     return result.success
 
 
@@ -140,15 +163,15 @@ def root_error_message(error) -> str:
 
 def print_check_results(result) -> None:
     """Every failed check with its reason; the project's own checks by name; dbt tests as a count."""
-    from orchestration.checks import asset_checks
+    from orchestration.assets.dbt import lifecycle_dbt_models
 
-    own_checks = {key.name for check in asset_checks for key in check.check_keys}
+    dbt_tests = {key.name for key in lifecycle_dbt_models.check_keys}
     evaluations = result.get_asset_check_evaluations()
     passed = sum(evaluation.passed for evaluation in evaluations)
     print(f"\nChecks: {passed} of {len(evaluations)} passed")
     dbt_passed = 0
     for evaluation in sorted(evaluations, key=lambda e: (e.passed, e.check_name)):
-        if evaluation.passed and evaluation.check_name not in own_checks:
+        if evaluation.passed and evaluation.check_name in dbt_tests:
             dbt_passed += 1
             continue
         status = "PASS" if evaluation.passed else "FAIL"
@@ -210,11 +233,30 @@ def readme_with_contract(readme: str) -> str:
     return f"{head}{CONTRACT_START}\n{contract_markdown().strip()}\n{CONTRACT_END}{tail}"
 
 
+def write_docs() -> list[str]:
+    """Regenerate the generated docs: the README's landing contract and docs/mart_tables.md (from the
+    parsed dbt manifest, which is refreshed first when the dbt project changed). Returns what changed."""
+    from orchestration.mart_docs import MART_DOCS_PATH, mart_tables_markdown
+
+    README_PATH.write_text(readme_with_contract(README_PATH.read_text()))
+    prepare_dbt_manifest()
+    MART_DOCS_PATH.parent.mkdir(parents=True, exist_ok=True)
+    MART_DOCS_PATH.write_text(mart_tables_markdown())
+    return [f"the landing contract in {README_PATH}", f"the mart tables in {MART_DOCS_PATH}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lifecycle", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     commands = {name: sub.add_parser(name) for name in ("run", "generate", "summary", "prepare", "docs")}
-    for name in ("run", "generate", "summary"):
+    commands["versions"] = sub.add_parser("versions", help="list the kept versions of the published mart")
+    commands["rollback"] = sub.add_parser(
+        "rollback", help="publish a kept version again (default: the one before the current one)"
+    )
+    commands["rollback"].add_argument(
+        "--to", metavar="VERSION", help="a version listed by `lifecycle versions`"
+    )
+    for name in ("run", "generate", "summary", "versions", "rollback"):
         commands[name].add_argument(
             "--dataset",
             help="demo (default) or cdnow; sets LIFECYCLE_DATASET and the data folder data/<dataset>",
@@ -237,14 +279,40 @@ def main(argv: list[str] | None = None) -> int:
         print(prepare_dbt_manifest())
         return 0
     if args.command == "docs":
-        README_PATH.write_text(readme_with_contract(README_PATH.read_text()))
-        print(f"updated the landing contract in {README_PATH}")
+        print("updated " + " and ".join(write_docs()))
         return 0
     if args.command == "generate":
         prepare_landing(settings, args, force=True)
         return 0
     if args.command == "summary":
         print_summary(settings)
+        return 0
+    if args.command in ("versions", "rollback"):
+        from orchestration.publication import (
+            MartLayout,
+            PublicationError,
+            format_versions,
+            list_versions,
+            rollback,
+        )
+
+        layout = MartLayout(settings.mart_dir, settings.published_mart_path.name)
+        if args.command == "rollback":
+            try:
+                done = rollback(layout, args.to)
+            except PublicationError as err:
+                print(f"Rollback failed: {err}. The published mart is unchanged.")
+                return 1
+            print(
+                f"Rolled back {layout.published} to version {done.version} in {done.seconds['total']:.2f} s"
+            )
+            print(f"Parquet: {layout.parquet_pointer} -> {done.parquet_snapshot.name}")
+        versions = list_versions(layout)
+        if not versions:
+            print(f"No kept versions under {layout.versions_dir} yet: run `make run`.")
+            return 0
+        print(f"Kept versions of {layout.published} (* = published now), newest first:")
+        print("\n".join(format_versions(versions)))
         return 0
 
     started = time.perf_counter()

@@ -10,12 +10,14 @@ from orchestration.assets.publish import mart_staging, reporting_mart
 from orchestration.checks import asset_checks
 from orchestration.resources import build_resources
 from orchestration.schedules import jobs, schedules
+from orchestration.sensors import sensors
 
 defs = dg.Definitions(
     assets=[*raw_assets, lifecycle_dbt_models, customer_clv, churn_risk, mart_staging, reporting_mart],
     asset_checks=[*asset_checks, *customer_clv_checks, *churn_risk_checks],
     jobs=jobs,
     schedules=schedules,
+    sensors=sensors,
     resources=build_resources(),
     # Steps run one after the other in one process: DuckDB takes one writer per file, and the
     # flow is a chain, so a process per step would only add start-up time.

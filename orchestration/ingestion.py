@@ -10,7 +10,8 @@ loads it into DuckDB, one **partition** (source, UTC day folder) at a time:
   ones are in one transaction (consecutive partitions of one call share it, up to
   ``COMMIT_ROWS`` rows). A day folder that disappeared stays loaded and is reported.
 * **Row problems** go to ``raw.quarantine`` with a rule code, a sentence naming the column and
-  the value, and the original row as JSON; the other rows load. For every file
+  the value, and the original row as JSON; the other rows load. A transaction in another currency
+  than the mart's one (:func:`configured_currency`) is a row problem too. For every file
   ``rows_read == rows_loaded + rows_quarantined`` (checked before the commit).
 * **File problems** (unreadable, truncated, not UTF-8, no CSV header, a required column missing)
   fail the partition: nothing of it changes, the error names the file and says what to do, and
@@ -33,6 +34,7 @@ import csv
 import datetime as dt
 import gzip
 import hashlib
+import os
 import re
 import time
 import zlib
@@ -50,8 +52,11 @@ import pyarrow.parquet as pq
 
 from models_py.landing_contract import (
     CONTRACTS,
+    CURRENCY_ENV,
+    CURRENCY_PATTERN,
     DECIMAL_PRECISION,
     DECIMAL_SCALE,
+    DEFAULT_CURRENCY,
     FILE_FORMATS,
     ID_CHARACTERS,
     ID_MAX_LENGTH,
@@ -200,6 +205,11 @@ class SourceReport:
         return [p for p in self.partitions if p.status == "unchanged"]
 
     @property
+    def empty(self) -> list[PartitionReport]:
+        """Partitions this run loaded from files without a single data row (a valid delivery)."""
+        return [p for p in self.loaded if p.rows_read == 0]
+
+    @property
     def totals(self) -> dict[str, int]:
         """Rows read, loaded and quarantined by this run (over the partitions it loaded)."""
         return {
@@ -234,6 +244,7 @@ class SourceReport:
             "quarantine_by_rule": dict(sorted(by_rule.items())),
             "loaded_partitions": [p.partition_date.isoformat() for p in self.loaded],
             "failed_partitions": {p.partition_date.isoformat(): p.error for p in self.failed},
+            "empty_partitions": [p.partition_date.isoformat() for p in self.empty],
             "missing_partitions": [d.isoformat() for d in self.missing_partitions],
             "extra_columns": {
                 f.path: f.extra_columns for p in self.partitions for f in p.files if f.extra_columns
@@ -404,6 +415,22 @@ def _contract(source: str) -> SourceContract:
     if source not in CONTRACTS:
         raise ValueError(f"unknown source {source!r}: the landing contract has {', '.join(SOURCES)}")
     return CONTRACTS[source]
+
+
+def configured_currency(currency: str | None = None) -> str:
+    """The mart's one currency: ``currency``, else ``$LIFECYCLE_CURRENCY``, else ``USD``.
+
+    The mart sums amounts and converts nothing, so the loader quarantines a transaction in any
+    other currency (rule ``unexpected_currency``). Raises ``ValueError`` unless it is three
+    upper-case letters (an ISO 4217 code).
+    """
+    value = currency if currency is not None else (os.environ.get(CURRENCY_ENV) or DEFAULT_CURRENCY)
+    if not re.fullmatch(CURRENCY_PATTERN, value):
+        raise ValueError(
+            f"the mart's currency {value!r} (from {CURRENCY_ENV} or the caller) is not an ISO 4217 "
+            f"code of three upper-case letters, e.g. {DEFAULT_CURRENCY}"
+        )
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -626,8 +653,8 @@ class _FileSql:
     (``try_cast``; NULL when it does not parse); final: typed with the contract's default.
     """
 
-    def __init__(self, contract: SourceContract, rf: _ReadFile, view: str) -> None:
-        self.contract, self.rf, self.view = contract, rf, view
+    def __init__(self, contract: SourceContract, rf: _ReadFile, view: str, currency: str) -> None:
+        self.contract, self.rf, self.view, self.currency = contract, rf, view, currency
         types = {f.name: f.type for f in rf.table.schema}
         self.present = {name for name in contract.column_names if name in types}
         self.raws, self.parses, self.text, self.is_text = [], [], {}, {}
@@ -741,6 +768,12 @@ class _FileSql:
             elif check.kind == "unknown":
                 cond = f"v{i} is not null and v{i} not in ({', '.join(_lit(v) for v in col.allowed_values)})"
                 detail = said + _lit(" is not one of " + ", ".join(col.allowed_values))
+            elif check.kind == "unexpected_currency":
+                cond = f"v{i} is not null and v{i} <> {_lit(self.currency)}"
+                detail = said + _lit(
+                    f" is not the mart's currency {self.currency} ({CURRENCY_ENV}); the mart holds one "
+                    "currency and converts nothing"
+                )
             else:  # pragma: no cover - the contract and this class list the same kinds
                 raise AssertionError(f"unhandled check kind {check.kind}")
             checks.append((check.rule, cond, detail))
@@ -971,6 +1004,7 @@ def _load_partition(
     loaded_at: dt.datetime,
     *,
     previously_loaded: bool,
+    currency: str,
 ) -> PartitionReport:
     """Replace one partition inside the caller's open transaction, or report it failed untouched.
 
@@ -1003,7 +1037,7 @@ def _load_partition(
             ignored_files=list(folder.ignored),
         )
 
-    files = [_FileSql(contract, rf, f"_ingest_file_{rf.index}") for rf in reads]
+    files = [_FileSql(contract, rf, f"_ingest_file_{rf.index}", currency) for rf in reads]
     by_rule: dict[str, int] = {}
     try:
         for f in files:
@@ -1117,6 +1151,7 @@ def ingest_source(
     loaded_at: dt.datetime,
     partitions: Iterable[dt.date] | None = None,
     force: bool = False,
+    currency: str | None = None,
 ) -> SourceReport:
     """Load the new and changed day folders of one source into ``raw.<source>``.
 
@@ -1138,6 +1173,10 @@ def ingest_source(
         files is reported in ``missing_partitions``; its loaded rows, if any, stay.
     force
         Reload the partitions even when their fingerprint is unchanged.
+    currency
+        The mart's one currency (default :func:`configured_currency`: ``$LIFECYCLE_CURRENCY`` or
+        ``USD``); a transaction in another one is quarantined (``unexpected_currency``). A loaded
+        day is not checked again when it changes, unless reloaded (``force``).
 
     Returns
     -------
@@ -1149,11 +1188,13 @@ def ingest_source(
     Raises
     ------
     ValueError
-        For an unknown source. Database errors and bugs propagate after the open transaction is
-        rolled back (partitions committed before stay loaded; the next run redoes the others).
+        For an unknown source or a currency that is not three upper-case letters. Database
+        errors and bugs propagate after the open transaction is rolled back (partitions committed
+        before stay loaded; the next run redoes the others).
     """
     started = time.perf_counter()
     contract = _contract(source)
+    currency = configured_currency(currency)
     landing_dir = Path(landing_dir)
     loaded_at = _naive_utc(loaded_at)
     ensure_raw_tables(conn)
@@ -1183,7 +1224,9 @@ def ingest_source(
                     conn.begin()
                     in_transaction = True
                 pending.append(
-                    _load_partition(conn, contract, folder, loaded_at, previously_loaded=day in stored)
+                    _load_partition(
+                        conn, contract, folder, loaded_at, previously_loaded=day in stored, currency=currency
+                    )
                 )
                 if sum(p.rows_read for p in pending) >= COMMIT_ROWS or len(pending) >= COMMIT_PARTITIONS:
                     conn.commit()

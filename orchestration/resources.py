@@ -12,6 +12,10 @@ Environment variables (all optional):
 - ``LIFECYCLE_AS_OF_DATE``: the as-of date ``YYYY-MM-DD`` (default: the latest day found in the raw data).
 - ``LIFECYCLE_DBT_TARGET``: the dbt target of ``dbt_project/profiles.yml`` (default ``duckdb``).
 - ``LIFECYCLE_AUDIENCES_FILE``: the audience definitions (default ``dbt_project/audiences.yml``).
+- ``LIFECYCLE_KEEP_VERSIONS``: how many published versions of the mart (and their Parquet snapshots)
+  to keep for rollback (default 7).
+- ``LIFECYCLE_CURRENCY``: the mart's one currency; transactions in another are quarantined
+  (default ``USD``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from models_py.landing_contract import CURRENCY_ENV, DEFAULT_CURRENCY
 from orchestration.project import AUDIENCES_FILE, PROJECT_ROOT, dbt_executable, dbt_project
 
 # Every step that writes the warehouse file is in this pool; dagster.yaml limits pools to 1
@@ -42,6 +47,8 @@ class LifecycleSettings(dg.ConfigurableResource):
     as_of_date: str | None = None
     max_quarantine_share: float = 0.01
     audiences_file: str = str(AUDIENCES_FILE)
+    currency: str = DEFAULT_CURRENCY
+    keep_versions: int = 7
 
     @property
     def warehouse_path(self) -> Path:
@@ -110,6 +117,9 @@ def settings_from_env() -> LifecycleSettings:
         max_quarantine_share = float(share)
     except ValueError as err:
         raise ValueError(f"LIFECYCLE_MAX_QUARANTINE_SHARE={share!r} is not a number, e.g. 0.01") from err
+    keep = os.environ.get("LIFECYCLE_KEEP_VERSIONS") or "7"
+    if not keep.isdigit() or int(keep) < 1:
+        raise ValueError(f"LIFECYCLE_KEEP_VERSIONS={keep!r} is not a whole number of at least 1, e.g. 7")
     return LifecycleSettings(
         dataset=dataset,
         data_dir=str(data_dir.resolve()),
@@ -117,6 +127,8 @@ def settings_from_env() -> LifecycleSettings:
         as_of_date=os.environ.get("LIFECYCLE_AS_OF_DATE") or None,
         max_quarantine_share=max_quarantine_share,
         audiences_file=str(Path(os.environ.get("LIFECYCLE_AUDIENCES_FILE") or AUDIENCES_FILE).resolve()),
+        currency=os.environ.get(CURRENCY_ENV) or DEFAULT_CURRENCY,
+        keep_versions=int(keep),
     )
 
 

@@ -142,7 +142,11 @@ def customer_clv(
         conn.execute("begin transaction")
         for table, frame in ((CLV_TABLE, output), (FIT_TABLE, fit_row), (HOLDOUT_TABLE, holdout_table)):
             conn.register("frame", frame)
-            conn.execute(f"create or replace table {table} as select * from frame")
+            # pandas holds dates as datetimes: store the *_date columns as DATE, like the dbt models
+            columns = ", ".join(
+                f"cast({c} as date) as {c}" if str(c).endswith("_date") else f'"{c}"' for c in frame.columns
+            )
+            conn.execute(f"create or replace table {table} as select {columns} from frame")
             conn.unregister("frame")
         conn.execute("commit")
     seconds = round(time.perf_counter() - started, 3)

@@ -55,7 +55,7 @@ def build_raw_asset(source: str, description: str) -> dg.AssetsDefinition:
         loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         with connect(settings.warehouse_path) as conn:
             ensure_raw_tables(conn)
-            report = ingest_source(conn, landing_dir, source, loaded_at=loaded_at)
+            report = ingest_source(conn, landing_dir, source, loaded_at=loaded_at, currency=settings.currency)
             rows = row_count(conn, f"{RAW_SCHEMA}.{source}")
         seconds = round(time.perf_counter() - started, 3)
         context.log.info(f"{summarize(report)} in {seconds} s; raw.{source} holds {rows:,} rows")

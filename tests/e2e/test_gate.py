@@ -144,11 +144,19 @@ def test_a_few_bad_rows_are_quarantined_and_the_rest_publishes(good_run):
 
 
 def test_a_second_good_run_republishes_and_skips_unchanged_days(good_run):
+    from orchestration.publication import table_content_hashes
+
     settings = good_run.settings
     run_id_before = read_mart_run_id(settings.published_mart_path)
+    hashes_before = table_content_hashes(settings.published_mart_path)
     result = execute_build_job(settings)
     assert result.success
     assert read_mart_run_id(settings.published_mart_path) == result.run_id != run_id_before
+    # idempotent: the same as-of date publishes the same tables (all but mart_info's run id and build time)
+    hashes_after = table_content_hashes(settings.published_mart_path)
+    assert set(hashes_after) == set(hashes_before) and len(hashes_after) > 10
+    differing = sorted(table for table in hashes_after if hashes_after[table] != hashes_before[table])
+    assert not differing, f"tables that differ between two runs of the same as-of date: {differing}"
     assert not settings.staging_mart_path.exists()
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         assert conn.execute("select count(*) from raw.quarantine").fetchone()[0] == 0

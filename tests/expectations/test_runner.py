@@ -439,3 +439,51 @@ def test_invalid_suite_files_name_the_file(tmp_path, monkeypatch):
 def test_validate_dataframe_needs_a_dataframe():
     with pytest.raises(TypeError, match="pandas DataFrame"):
         validate_dataframe([{"user_id": "u001"}], "dim_users")
+
+
+def test_failing_rows_are_sampled_whole_with_the_rules_columns_first():
+    df = with_value(good_raw_transactions(), 3, "order_id", "o002")
+    result = validate_dataframe(df, "raw_transactions")
+    (failure,) = result.failures
+    assert [row["transaction_id"] for row in failure.failing_rows] == ["t002", "t004"]
+    assert list(failure.failing_rows[0]) == ["order_id", "transaction_type", *[
+        c for c in df.columns if c not in ("order_id", "transaction_type")
+    ]]  # fmt: skip
+    assert failure.failing_rows[1]["occurred_at"] == "2024-01-03T12:10:00"
+    (record,) = result.failure_records("raw.transactions")
+    assert record == {
+        "table": "raw.transactions",
+        "rule": "order_id is unique among orders",
+        "expectation": "expect_column_values_to_be_unique",
+        "column": "order_id",
+        "failing_count": 2,
+        "rows_checked": 3,
+        "detail": "2 of 3 rows, e.g. ['o002']",
+        "sample_values": ["o002"],
+        "sample_rows": failure.failing_rows,
+    }
+    assert json.loads(json.dumps(record, allow_nan=False)) == record
+
+
+def test_failing_rows_are_capped_and_long_texts_cut():
+    n = 3 * runner.ROW_SAMPLE_SIZE
+    df = pd.concat([good_raw_users()] * (n // 3), ignore_index=True)
+    df["user_id"] = [f"u{i:04d}" for i in range(n)]
+    df["channel"] = "tv"
+    df["country"] = "X" * (runner.MAX_CELL_CHARS + 50)
+    result = validate_dataframe(df, "raw_users")
+    (failure,) = result.failures
+    assert failure.unexpected_count == n
+    assert len(failure.failing_rows) == runner.ROW_SAMPLE_SIZE
+    assert len(failure.failing_rows[0]["country"]) == runner.MAX_CELL_CHARS
+    assert failure.failing_rows[0]["country"].endswith("\u2026")
+
+
+def test_passing_and_table_level_rules_have_no_failing_rows():
+    assert all(not o.failing_rows for o in validate_dataframe(good_dim_users(), "dim_users").outcomes)
+    result = validate_dataframe(good_dim_users().iloc[0:0], "dim_users")
+    (failure,) = result.failures
+    assert failure.failing_rows == []
+    assert result.failure_records()[0]["failing_count"] is None
+    assert "failing_rows" not in result.to_dict(rows=False)["outcomes"][0]
+    assert "failing_rows" in result.to_dict()["outcomes"][0]

@@ -67,6 +67,9 @@ def _dbt_build(root: Path, select: list[str], dbt_vars: dict[str, object]) -> No
             "build",
             "--select",
             *select,
+            # only the tests whose every model is selected or upstream (as Dagster runs dbt)
+            "--indirect-selection",
+            "buildable",
             "--project-dir",
             str(DBT_PROJECT_DIR),
             "--profiles-dir",

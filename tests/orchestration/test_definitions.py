@@ -60,6 +60,9 @@ EXPECTED_OWN_CHECKS = {
 EXPECTED_OWN_WARNING_CHECKS = {
     "customer_clv:customer_clv__holdout_error",
     "churn_risk:churn_risk__beats_baselines",
+    "raw/users:raw_users__empty_days",
+    "raw/events:raw_events__empty_days",
+    "raw/transactions:raw_transactions__empty_days",
 }
 EXPECTED_GROUPS = {
     "raw/users": "ingest",

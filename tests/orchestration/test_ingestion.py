@@ -409,14 +409,14 @@ def test_a_bad_file_fails_its_day_only_and_keeps_the_rows_loaded_before(conn, la
 
 TX_ROWS = [
     # transaction_id, order_id, user_id, transaction_type, status, amount, currency, occurred_at
-    ["t1", None, "u1", None, None, "19.90", "EUR", "2025-03-01T09:00:00+02:00"],  # 07:00 UTC, defaults
+    ["t1", None, "u1", None, None, "19.90", "USD", "2025-03-01T09:00:00+02:00"],  # 07:00 UTC, defaults
     ["t2", "o9", "u2", "order", "cancelled", "5", None, "2025-03-01 23:30:00"],  # naive = UTC
-    ["t3", "t1", "u1", "refund", "completed", "4.50", "EUR", "2025-03-01T20:00:00Z"],
+    ["t3", "t1", "u1", "refund", "completed", "4.50", "USD", "2025-03-01T20:00:00Z"],
 ]
 EXPECTED_TX = [
-    ("t1", "t1", "u1", "order", "completed", "19.90", "EUR", dt.datetime(2025, 3, 1, 7)),
+    ("t1", "t1", "u1", "order", "completed", "19.90", "USD", dt.datetime(2025, 3, 1, 7)),
     ("t2", "o9", "u2", "order", "cancelled", "5.00", None, dt.datetime(2025, 3, 1, 23, 30)),
-    ("t3", "t1", "u1", "refund", "completed", "4.50", "EUR", dt.datetime(2025, 3, 1, 20)),
+    ("t3", "t1", "u1", "refund", "completed", "4.50", "USD", dt.datetime(2025, 3, 1, 20)),
 ]
 
 
@@ -452,7 +452,7 @@ def _parquet(folder: Path) -> str:
             "transaction_type": [None, "order", "refund"],
             "status": [None, "cancelled", "completed"],
             "amount": [19.9, 5.0, 4.5],
-            "currency": ["EUR", None, "EUR"],
+            "currency": ["USD", None, "USD"],
             "occurred_at": pa.array(
                 [dt.datetime(2025, 3, 1, 7, tzinfo=utc), dt.datetime(2025, 3, 1, 23, 30, tzinfo=utc),
                  dt.datetime(2025, 3, 1, 20, tzinfo=utc)],
