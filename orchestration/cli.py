@@ -1,7 +1,8 @@
 """`lifecycle`: the commands a data engineer scripts around the pipeline.
 
 lifecycle generate [--users N --days N --seed N --start-date YYYY-MM-DD]
-lifecycle run            generate demo data if the landing folder is empty, build, audit, publish
+lifecycle run [--as-of YYYY-MM-DD]
+                         generate demo data if the landing folder is empty, build, audit, publish
 lifecycle summary        print what the published mart holds
 lifecycle versions       list the kept published versions of the mart (which one is current)
 lifecycle rollback [--to VERSION]
@@ -261,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             "--dataset",
             help="demo (default) or cdnow; sets LIFECYCLE_DATASET and the data folder data/<dataset>",
         )
+    commands["run"].add_argument(
+        "--as-of",
+        metavar="YYYY-MM-DD",
+        help="the as-of date of the run (sets LIFECYCLE_AS_OF_DATE; default: the latest landed day)",
+    )
     for name in ("run", "generate"):
         commands[name].add_argument("--users", type=int, default=5_000, help="demo: number of users")
         commands[name].add_argument("--days", type=int, default=365, help="demo: number of days")
@@ -273,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(logging.INFO)
     if getattr(args, "dataset", None):
         os.environ["LIFECYCLE_DATASET"] = args.dataset
+    if getattr(args, "as_of", None):
+        try:
+            dt.date.fromisoformat(args.as_of)
+        except ValueError:
+            parser.error(f"--as-of {args.as_of!r} is not a date YYYY-MM-DD")
+        os.environ["LIFECYCLE_AS_OF_DATE"] = args.as_of
     settings = settings_from_env()
 
     if args.command == "prepare":

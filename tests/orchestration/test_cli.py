@@ -1,8 +1,8 @@
-"""The CLI's pure parts: the README stays in step with the landing contract in code."""
+"""The CLI's pure parts: the README stays in step with the landing contract in code; bad arguments."""
 
 import pytest
 
-from orchestration.cli import CONTRACT_END, CONTRACT_START, README_PATH, readme_with_contract
+from orchestration.cli import CONTRACT_END, CONTRACT_START, README_PATH, main, readme_with_contract
 
 
 def test_readme_landing_contract_matches_the_code():
@@ -21,3 +21,10 @@ def test_readme_section_is_replaced_between_the_markers():
 def test_missing_markers_are_an_error():
     with pytest.raises(ValueError, match="markers"):
         readme_with_contract("no markers here")
+
+
+def test_run_refuses_an_as_of_date_that_is_not_a_date(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--as-of", "2026-02-30"])
+    assert exit_info.value.code == 2
+    assert "--as-of '2026-02-30' is not a date YYYY-MM-DD" in capsys.readouterr().err
