@@ -10,7 +10,10 @@ live in ``orchestration/publication.py`` (no Dagster there).
 import time
 
 import dagster as dg
+import duckdb
+import pandas as pd
 
+from orchestration.plots import MART_PLOTS, markdown_image
 from orchestration.project import published_dbt_models
 from orchestration.publication import (
     MartLayout,
@@ -81,6 +84,8 @@ def reporting_mart(context: dg.AssetExecutionContext, settings: LifecycleSetting
     with connect(published, read_only=True) as conn:
         counts = {table: row_count(conn, table) for table in MART_TABLES}
         (as_of_date,) = conn.execute("select as_of_date from mart_info").fetchone()
+        plot_tables = _read_plot_tables(conn, context.log)
+    plots = _plot_metadata(plot_tables, context.log)
     context.log.info(
         f"published {published} as version {publication.version} (as of {as_of_date}): {counts}; "
         f"Parquet {publication.parquet_snapshot}; kept {len(publication.kept_versions)} versions, "
@@ -100,5 +105,34 @@ def reporting_mart(context: dg.AssetExecutionContext, settings: LifecycleSetting
             "kept_versions": dg.MetadataValue.json(publication.kept_versions),
             "pruned_versions": dg.MetadataValue.json(publication.pruned_versions),
             "seconds": dg.MetadataValue.json({step: round(value, 4) for step, value in seconds.items()}),
+            **plots,
         }
     )
+
+
+def _read_plot_tables(conn: duckdb.DuckDBPyConnection, log: dg.DagsterLogManager) -> dict[str, pd.DataFrame]:
+    """The tables the plots draw, read from the published mart; a table that cannot be read is
+    skipped with a warning (the mart is already published: a plot never fails the publication)."""
+    frames = {}
+    for table in sorted({table for table, _ in MART_PLOTS.values()}):
+        try:
+            # customer_clv has a row per customer (a million at scale): read only what is drawn
+            columns = "clv" if table == "customer_clv" else "*"
+            frames[table] = conn.execute(f"select {columns} from {table}").df()
+        except duckdb.Error as err:
+            log.warning(f"plots: cannot read {table} from the published mart, its plot is skipped: {err}")
+    return frames
+
+
+def _plot_metadata(frames: dict[str, pd.DataFrame], log: dg.DagsterLogManager) -> dict[str, dg.MetadataValue]:
+    """One markdown image per plot of ``orchestration.plots.MART_PLOTS``; a plot that fails to draw
+    (an empty table, a missing column) is left out with a warning."""
+    metadata = {}
+    for key, (table, draw) in MART_PLOTS.items():
+        if table not in frames:
+            continue
+        try:
+            metadata[key] = dg.MetadataValue.md(markdown_image(draw(frames[table]), f"{key} ({table})"))
+        except Exception as err:  # a plot is a convenience: any failure is logged, never raised
+            log.warning(f"plots: {key} from {table} ({len(frames[table])} rows) not drawn: {err!r}")
+    return metadata
