@@ -84,6 +84,13 @@ def _suite_check_result(results: list, tables: list[str]) -> dg.AssetCheckResult
     )
 
 
+def error_result(passed: bool, description: str, **metadata: Any) -> dg.AssetCheckResult:
+    """An ERROR-severity check result (the model-health checks of the Python model assets)."""
+    return dg.AssetCheckResult(
+        passed=passed, severity=dg.AssetCheckSeverity.ERROR, description=description, metadata=metadata
+    )
+
+
 def build_warehouse_suite_check(asset_key: dg.AssetKey, table: str, suite: str) -> dg.AssetChecksDefinition:
     """A blocking check that validates one warehouse table with one Great Expectations suite."""
 

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from models_py.churn import METHODS, ChurnModel, ChurnParams, bgnbd_p_alive_by_snapshot
-from orchestration.checks import build_warehouse_suite_check
+from orchestration.checks import build_warehouse_suite_check, error_result
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
-from orchestration.warehouse import connect
+from orchestration.warehouse import connect, write_frames
 
 SNAPSHOTS_TABLE = "intermediate.int_churn_snapshots"
 CUSTOMER_SNAPSHOTS_TABLE = "intermediate.int_churn_customer_snapshots"
@@ -192,18 +192,15 @@ def churn_risk(
     )
 
     evaluation = _evaluation_rows(metrics, version, as_of_date)
-    with connect(settings.warehouse_path) as conn:
-        conn.execute(f"create schema if not exists {CHURN_SCHEMA}")
-        conn.execute("begin transaction")
-        for table, frame, cast in (
-            (CHURN_TABLE, scores, "* replace (cast(as_of_date as date) as as_of_date)"),
-            (EVALUATION_TABLE, evaluation, "* replace (cast(as_of_date as date) as as_of_date, "
-             "cast(evaluation_snapshot_date as date) as evaluation_snapshot_date)"),
-        ):  # fmt: skip
-            conn.register("frame", frame)
-            conn.execute(f"create or replace table {table} as select {cast} from frame order by all")
-            conn.unregister("frame")
-        conn.execute("commit")
+    write_frames(
+        settings.warehouse_path,
+        CHURN_SCHEMA,
+        {
+            table.removeprefix(f"{CHURN_SCHEMA}."): frame
+            for table, frame in ((CHURN_TABLE, scores), (EVALUATION_TABLE, evaluation))
+        },
+        sort_rows=True,
+    )
     seconds = round(time.perf_counter() - started, 3)
     context.log.info(f"{CHURN_TABLE}: {len(scores):,} active users scored in {seconds} s ({version})")
     model_metrics = metrics["methods"]["model"]
@@ -228,12 +225,6 @@ def churn_risk(
 
 
 # --------------------------------------------------------------- model health
-def _result(passed: bool, description: str, **metadata: Any) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=passed, severity=dg.AssetCheckSeverity.ERROR, description=description, metadata=metadata
-    )
-
-
 @dg.asset_check(
     asset="churn_risk",
     name="churn_risk__outputs_in_range",
@@ -266,7 +257,7 @@ def churn_risk__outputs_in_range(settings: LifecycleSettings) -> dg.AssetCheckRe
         problems.append(f"model_version(s) {sorted(versions)} in the scores, {sorted(evaluated)} evaluated")
     if scores["as_of_date"].nunique() != 1:
         problems.append(f"{scores['as_of_date'].nunique()} as-of dates, expected one")
-    return _result(
+    return error_result(
         not problems,
         "; ".join(f"{CHURN_TABLE}: FAILED {p}" for p in problems)
         or f"{CHURN_TABLE}: {len(scores):,} rows, every score finite and in range ({next(iter(versions))})",
@@ -313,7 +304,7 @@ def churn_risk__every_active_user_scored(settings: LifecycleSettings) -> dg.Asse
         problems.append(f"{extra:,} scored users were not active in the lookback window")
     if rows != scored:
         problems.append(f"{rows - scored:,} duplicate rows")
-    return _result(
+    return error_result(
         not problems,
         "; ".join(f"{CHURN_TABLE}: FAILED {p}" for p in problems)
         or f"{CHURN_TABLE}: all {expected:,} users active in the lookback window scored once",

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from models_py.clv import ClvModel, HoldoutEvaluation, evaluate_holdout
+from orchestration.checks import error_result
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
-from orchestration.warehouse import connect
+from orchestration.warehouse import connect, write_frames
 
 SUMMARY_TABLE = "intermediate.int_customers_summarized"
 HOLDOUT_INPUT_TABLE = "intermediate.int_clv_calibration_holdout"
@@ -137,18 +138,14 @@ def customer_clv(
         if evaluation
         else pd.DataFrame({"calibration_frequency": pd.Series([], dtype="str")})
     )
-    with connect(settings.warehouse_path) as conn:
-        conn.execute(f"create schema if not exists {CLV_SCHEMA}")
-        conn.execute("begin transaction")
-        for table, frame in ((CLV_TABLE, output), (FIT_TABLE, fit_row), (HOLDOUT_TABLE, holdout_table)):
-            conn.register("frame", frame)
-            # pandas holds dates as datetimes: store the *_date columns as DATE, like the dbt models
-            columns = ", ".join(
-                f"cast({c} as date) as {c}" if str(c).endswith("_date") else f'"{c}"' for c in frame.columns
-            )
-            conn.execute(f"create or replace table {table} as select {columns} from frame")
-            conn.unregister("frame")
-        conn.execute("commit")
+    write_frames(
+        settings.warehouse_path,
+        CLV_SCHEMA,
+        {
+            table.removeprefix(f"{CLV_SCHEMA}."): frame
+            for table, frame in ((CLV_TABLE, output), (FIT_TABLE, fit_row), (HOLDOUT_TABLE, holdout_table))
+        },
+    )
     seconds = round(time.perf_counter() - started, 3)
     context.log.info(
         f"{CLV_TABLE}: {len(output):,} customers scored in {seconds} s ({model.model_version()})"
@@ -191,12 +188,6 @@ def _latest_fit(settings: LifecycleSettings) -> tuple[dict[str, Any], str | None
     return record, ", ".join(sorted(str(v) for (v,) in versions))
 
 
-def _result(passed: bool, description: str, **metadata: Any) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=passed, severity=dg.AssetCheckSeverity.ERROR, description=description, metadata=metadata
-    )
-
-
 @dg.asset_check(
     asset="customer_clv",
     name="customer_clv__fit_converged",
@@ -223,7 +214,7 @@ def customer_clv__fit_converged(settings: LifecycleSettings) -> dg.AssetCheckRes
         problems.append(
             f"{CLV_TABLE} holds model_version {scored_versions}, the fit is {record['model_version']}"
         )
-    return _result(
+    return error_result(
         not problems,
         "; ".join(f"customer_clv: FAILED {p}" for p in problems)
         or f"customer_clv: {record['model_version']} converged on {info['n_customers']:,} customers; "
@@ -254,7 +245,7 @@ def customer_clv__parameters_finite(settings: LifecycleSettings) -> dg.AssetChec
         **{f"se(gamma_gamma.{k})": v for k, v in info["gg_standard_errors"].items()},
     }
     bad = {k: v for k, v in values.items() if v is None or not (math.isfinite(v) and v > 0)}
-    return _result(
+    return error_result(
         not bad,
         f"customer_clv: FAILED {len(bad)} of {len(values)} values not finite and positive: {bad}"
         if bad
@@ -276,7 +267,7 @@ def customer_clv__gamma_gamma_q_above_1(settings: LifecycleSettings) -> dg.Asset
     record, _ = _latest_fit(settings)
     q = record["params"]["gamma_gamma"]["q"]
     passed = q is not None and math.isfinite(q) and q > 1
-    return _result(
+    return error_result(
         passed,
         f"customer_clv: Gamma-Gamma q = {q:.4g} > 1, mean spend {record['fit_info']['gg_mean_spend']:.2f}"
         if passed
@@ -305,7 +296,7 @@ def customer_clv__outputs_in_range(settings: LifecycleSettings) -> dg.AssetCheck
         count = int((~np.isfinite(values) | (values < low) | (values > high)).sum())
         if count:
             failing[column] = count
-    return _result(
+    return error_result(
         not failing,
         "; ".join(
             f"{CLV_TABLE}: FAILED {count:,} of {len(scores):,} rows with {column} missing, not finite or "
