@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import filecmp
 import json
 import logging
 import os
@@ -24,21 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+from orchestration.instance import ensure_dagster_home
 from orchestration.project import PROJECT_ROOT, prepare_dbt_manifest
 from orchestration.resources import BUILT_IN_DATASETS, LifecycleSettings, settings_from_env
 
 log = logging.getLogger("lifecycle")
-
-
-def ensure_dagster_home() -> Path:
-    """Point DAGSTER_HOME at a project-local folder holding the repo's dagster.yaml."""
-    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
-    source, target = PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml"
-    if not target.exists() or not filecmp.cmp(source, target, shallow=False):
-        shutil.copyfile(source, target)
-    return home
 
 
 def generate_demo_data(settings: LifecycleSettings, args: argparse.Namespace, *, force: bool) -> None:
