@@ -153,9 +153,9 @@ def root_error_message(error) -> str:
 
 def print_check_results(result) -> None:
     """Every failed check with its reason; the project's own checks by name; dbt tests as a count."""
-    from orchestration.assets.dbt import lifecycle_dbt_models
+    from orchestration.assets.dbt import dbt_test_check_names
 
-    dbt_tests = {key.name for key in lifecycle_dbt_models.check_keys}
+    dbt_tests = dbt_test_check_names()
     evaluations = result.get_asset_check_evaluations()
     passed = sum(evaluation.passed for evaluation in evaluations)
     print(f"\nChecks: {passed} of {len(evaluations)} passed")

@@ -4,7 +4,7 @@ import dagster as dg
 
 from orchestration.assets.churn import churn_risk, churn_risk_checks
 from orchestration.assets.clv import customer_clv, customer_clv_checks
-from orchestration.assets.dbt import lifecycle_dbt_models
+from orchestration.assets.dbt import dbt_asset_definitions
 from orchestration.assets.ingest import raw_assets
 from orchestration.assets.publish import mart_staging, reporting_mart
 from orchestration.checks import asset_checks
@@ -13,7 +13,7 @@ from orchestration.schedules import jobs, schedules
 from orchestration.sensors import sensors
 
 defs = dg.Definitions(
-    assets=[*raw_assets, lifecycle_dbt_models, customer_clv, churn_risk, mart_staging, reporting_mart],
+    assets=[*raw_assets, *dbt_asset_definitions, customer_clv, churn_risk, mart_staging, reporting_mart],
     asset_checks=[*asset_checks, *customer_clv_checks, *churn_risk_checks],
     jobs=jobs,
     schedules=schedules,

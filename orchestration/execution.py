@@ -1,28 +1,127 @@
-"""Run the build job in-process: what `lifecycle run` and the end-to-end tests both do."""
+"""Run the build job in-process: what `lifecycle run`/`backfill` and the end-to-end tests do.
+
+Every run of ``build_mart_job`` covers a window of daily partitions [start, end] (one run, like a
+single-run backfill): the ingest assets load those landing days, the dbt daily layer rebuilds the
+facts from ``start``, and the unpartitioned models and the publication follow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
+from models_py.landing_contract import SOURCES
+from orchestration.partitions import (
+    PARTITION_START_ENV,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    daily_partitions,
+)
 from orchestration.resources import LifecycleSettings, build_resources
 
 BUILD_JOB_NAME = "build_mart_job"
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    """The partition window of a run and why it was chosen."""
+
+    start: dt.date
+    end: dt.date
+    reason: str
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def tags(self) -> dict[str, str]:
+        return {RANGE_START_TAG: self.start.isoformat(), RANGE_END_TAG: self.end.isoformat()}
+
+    def __str__(self) -> str:
+        span = self.start.isoformat() if self.start == self.end else f"{self.start} to {self.end}"
+        return f"{span} ({self.days} day{'s' if self.days != 1 else ''}; {self.reason})"
+
+
+def landed_days(landing_dir: Path) -> list[dt.date]:
+    """Every day with landing files of any source, sorted."""
+    from orchestration.ingestion import landing_partitions
+
+    return sorted({day for source in SOURCES for day in landing_partitions(landing_dir, source)})
+
+
+def pending_days(settings: LifecycleSettings) -> list[dt.date]:
+    """Landing days of any source whose files are new or changed since they were loaded."""
+    from orchestration.ingestion import changed_partitions
+    from orchestration.warehouse import connect
+
+    landing = Path(settings.landing_dir)
+    if not settings.warehouse_path.exists():
+        return landed_days(landing)
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        return sorted({day for source in SOURCES for day in changed_partitions(conn, landing, source)})
+
+
+def check_window(start: dt.date, end: dt.date) -> None:
+    """Raise ValueError unless [start, end] is a non-empty range of existing daily partitions."""
+    first = dt.date.fromisoformat(daily_partitions.get_first_partition_key())
+    last_key = daily_partitions.get_last_partition_key()
+    last = dt.date.fromisoformat(last_key) if last_key else first
+    if start > end:
+        raise ValueError(f"the window starts on {start} after it ends on {end}")
+    if start < first:
+        raise ValueError(
+            f"{start} is before the first daily partition {first}: set {PARTITION_START_ENV} to "
+            f"{start} or earlier (the default depends on the dataset)"
+        )
+    if end > last:
+        raise ValueError(
+            f"{end} is after the last complete day {last}: a day is a partition once it is over (UTC)"
+        )
+
+
+def default_window(settings: LifecycleSettings, as_of: dt.date | None = None) -> RunWindow:
+    """What `lifecycle run` builds: from the oldest new or changed landing day up to the latest
+    landed day (or ``as_of``); the latest day alone when nothing changed."""
+    days = landed_days(Path(settings.landing_dir))
+    if not days:
+        raise ValueError(f"no landing files under {settings.landing_dir}: nothing to build")
+    end = as_of or days[-1]
+    pending = [day for day in pending_days(settings) if day <= end]
+    if pending:
+        window = RunWindow(min(pending), end, f"{len(pending)} new or changed landing day(s)")
+    else:
+        window = RunWindow(end, end, "no new or changed landing day: the latest day again")
+    check_window(window.start, window.end)
+    return window
 
 
 def execute_build_job(
     settings: LifecycleSettings,
     instance: dg.DagsterInstance | None = None,
     *,
+    window: RunWindow | None = None,
     log_level: str = "INFO",
 ) -> dg.ExecuteInProcessResult:
-    """Materialise every asset and run every check; never raises on a failed step or check.
+    """Materialise every asset for the window's days and run every check; never raises on a failed
+    step or check.
 
-    With ``instance`` (e.g. ``DagsterInstance.get()``) the run is recorded and shows in the UI;
-    without it the run uses an ephemeral instance.
+    ``window`` defaults to :func:`default_window` (as of ``settings.as_of_date`` when set). With
+    ``instance`` (e.g. ``DagsterInstance.get()``) the run is recorded and shows in the UI; without
+    it the run uses an ephemeral instance.
     """
     from orchestration.definitions import defs
 
+    if window is None:
+        window = default_window(settings, settings.parsed_as_of_date())
+    else:
+        check_window(window.start, window.end)
     return defs.resolve_job_def(BUILD_JOB_NAME).execute_in_process(
         instance=instance,
         resources=build_resources(settings),
         raise_on_error=False,
+        tags=window.tags(),
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )

@@ -404,6 +404,13 @@ def _scan_source(landing_dir: Path, source: str) -> tuple[dict[dt.date, _DayFold
     return days, ignored
 
 
+def landing_day_files(landing_dir: Path, source: str) -> dict[dt.date, list[Path]]:
+    """Per day folder of ``<landing_dir>/<source>/``: its data files (what a load reads)."""
+    _contract(source)
+    days, _ = _scan_source(Path(landing_dir), source)
+    return {day: [data_file.path for data_file in folder.files] for day, folder in sorted(days.items())}
+
+
 def landing_partitions(landing_dir: Path, source: str) -> list[dt.date]:
     """The days of ``<landing_dir>/<source>/<YYYY-MM-DD>/`` folders holding a data file, sorted."""
     _contract(source)
@@ -963,7 +970,7 @@ def _stored_fingerprints(conn: duckdb.DuckDBPyConnection, source: str) -> dict[d
     return {day: tuple(files) for day, files in stored.items()}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     with path.open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
@@ -978,9 +985,25 @@ def _is_unchanged(folder: _DayFolder, stored: tuple | None) -> bool:
     ):
         return False
     try:
-        return sorted((f.relpath, f.size, _sha256(f.path)) for f in folder.files) == sorted(stored)
+        return sorted((f.relpath, f.size, file_sha256(f.path)) for f in folder.files) == sorted(stored)
     except OSError:
         return False  # the load reports the unreadable file
+
+
+def changed_partitions(
+    conn: duckdb.DuckDBPyConnection | None, landing_dir: Path, source: str
+) -> list[dt.date]:
+    """The landing days of ``source`` whose files are new or changed since they were loaded, sorted.
+
+    ``conn`` reads ``raw.ingested_files`` (None, or a warehouse without it: every landed day).
+    The same fingerprint as the load (paths, sizes, then SHA-256): what the next load would reload.
+    """
+    _contract(source)
+    days, _ = _scan_source(Path(landing_dir), source)
+    stored: dict[dt.date, tuple] = {}
+    if conn is not None and _existing_columns(conn, "ingested_files") is not None:
+        stored = _stored_fingerprints(conn, source)
+    return sorted(day for day, folder in days.items() if not _is_unchanged(folder, stored.get(day)))
 
 
 def _check_counts(report: FileReport) -> None:

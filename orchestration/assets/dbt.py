@@ -1,4 +1,15 @@
-"""dbt: staging, intermediate and mart models, built with one `dbt build` per run."""
+"""dbt: the models in two asset definitions, each built with `dbt build` for the run's as-of date.
+
+- ``lifecycle_dbt_daily``: the daily layer, partitioned like the ingest assets: the staging views,
+  ``int_orders_netted`` and the incremental ``fct_user_days`` (everything ``fct_user_days`` is built
+  from). A run of the days [start, end] passes ``incremental_from_date`` = start, so the facts are
+  rebuilt from the window's first day (idempotent per day: delete+insert of whole days).
+- ``lifecycle_dbt_models``: every other model, not partitioned: tables rebuilt from the facts as of
+  the as-of date; they depend on the latest partition of the daily layer.
+
+The as-of date is ``LIFECYCLE_AS_OF_DATE`` when set, else the latest day in the raw data: a backfill
+of old days rebuilds them but never moves the published mart back in time.
+"""
 
 import datetime as dt
 import json
@@ -8,8 +19,8 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from models_py.landing_contract import SOURCES as RAW_SOURCES
-from orchestration.ingestion import RAW_SCHEMA
+from orchestration.ingestion import INGESTED_FILES_TABLE, RAW_SCHEMA
+from orchestration.partitions import daily_partitions, single_run, window_of
 from orchestration.project import dbt_project, load_audiences
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 from orchestration.warehouse import connect
@@ -39,17 +50,25 @@ class LifecycleDbtTranslator(DagsterDbtTranslator):
         return ["team:analytics-engineering"]
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
-        """Seeds also wait for the ingest assets.
+        """Seeds also wait for the daily layer (fct_user_days).
 
-        A seed has no upstream in dbt, and fct_audience_members reads the Python models' tables,
-        so Dagster splits the dbt step around them; without this, the seeds would get a dbt step
-        of their own before ingestion (another dbt start-up, on a warehouse that may not exist).
+        A seed has no upstream in dbt, and Dagster runs the unpartitioned models in steps around
+        the assets they do not share (the daily layer, the Python models); without this, the seeds
+        would get a dbt step of their own (another dbt start-up, maybe on no warehouse yet).
         """
         spec = super().get_asset_spec(manifest, unique_id, project)
         if manifest["nodes"].get(unique_id, {}).get("resource_type") == "seed":
-            raw_keys = [dg.AssetKey([RAW_SCHEMA, source]) for source in RAW_SOURCES]
-            spec = spec.replace_attributes(deps=[*spec.deps, *(dg.AssetDep(key) for key in raw_keys)])
+            daily = dg.AssetDep(INCREMENTAL_MODEL, partition_mapping=dg.LastPartitionMapping())
+            spec = spec.replace_attributes(deps=[*spec.deps, daily])
         return spec
+
+    def get_partition_mapping(
+        self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
+    ) -> dg.PartitionMapping | None:
+        """An unpartitioned model reads the latest partition of the daily layer (and of raw sources)."""
+        if dbt_resource_props.get("name") in DAILY_MODELS:
+            return None
+        return dg.LastPartitionMapping()
 
 
 def latest_raw_date(settings: LifecycleSettings) -> dt.date:
@@ -70,6 +89,41 @@ def latest_raw_date(settings: LifecycleSettings) -> dt.date:
 
 
 INCREMENTAL_MODEL = dg.AssetKey("fct_user_days")
+# The daily layer: fct_user_days and every model it is built from (dbt selection syntax).
+DAILY_SELECTION = "+fct_user_days"
+
+
+def _daily_models(manifest: Mapping[str, Any]) -> frozenset[str]:
+    """The names of the models of DAILY_SELECTION, from the parsed manifest."""
+    parents = manifest["parent_map"]
+    found, stack = set(), [uid for uid, node in manifest["nodes"].items() if node["name"] == "fct_user_days"]
+    while stack:
+        uid = stack.pop()
+        if uid in found or not uid.startswith("model."):
+            continue
+        found.add(uid)
+        stack.extend(parents.get(uid, []))
+    return frozenset(manifest["nodes"][uid]["name"] for uid in found)
+
+
+_MANIFEST = json.loads(dbt_project.manifest_path.read_text())
+DAILY_MODELS = _daily_models(_MANIFEST)
+# Every other model and seed, by name: `exclude: +fct_user_days` would also drop the tests that read
+# both layers (e.g. rpt_kpis' revenue against fct_user_days), which then would run nowhere.
+OTHER_SELECTION = " ".join(
+    sorted(
+        node["name"]
+        for node in _MANIFEST["nodes"].values()
+        if node["resource_type"] in ("model", "seed", "snapshot") and node["name"] not in DAILY_MODELS
+    )
+)
+
+
+def latest_landed_day(settings: LifecycleSettings) -> dt.date | None:
+    """The latest landing day loaded into the warehouse (any source, empty days included)."""
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        (latest,) = conn.execute(f"select max(partition_date) from {INGESTED_FILES_TABLE}").fetchone()
+    return latest
 
 
 def oldest_day_loaded_since(settings: LifecycleSettings, since: dt.datetime | None) -> dt.date | None:
@@ -108,29 +162,36 @@ def incremental_vars(context: dg.AssetExecutionContext, settings: LifecycleSetti
     return {"incremental_from_date": oldest.isoformat()}
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=LifecycleDbtTranslator(
-        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
-    ),
-    pool=WAREHOUSE_POOL,
-)
-def lifecycle_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: LifecycleSettings
-) -> Iterator[Any]:
-    """Build (run + test) the dbt models for the as-of date; an error-severity test failure fails the step."""
+def dbt_vars(context: dg.AssetExecutionContext, settings: LifecycleSettings) -> dict[str, Any]:
+    """The vars of every dbt step of a run: as-of date, audiences, and the first day to rebuild.
+
+    ``incremental_from_date`` is the older of the partition window's first day and the oldest
+    landing day loaded since fct_user_days was last built (files loaded by a run that failed
+    before dbt). The steps of one run pass the same vars, so dbt re-parses the project once a run.
+    """
     as_of_date = settings.parsed_as_of_date() or latest_raw_date(settings)
-    context.log.info(f"dbt build for as_of_date={as_of_date.isoformat()}")
     try:
         audiences = load_audiences(settings.audiences_file)
     except ValueError as err:
         raise dg.Failure(str(err)) from err
-    dbt_vars = {
-        "as_of_date": as_of_date.isoformat(),
-        "audiences": audiences,
-        **incremental_vars(context, settings),
-    }
+    found: dict[str, Any] = {"as_of_date": as_of_date.isoformat(), "audiences": audiences}
+    starts = [dt.date.fromisoformat(day) for day in incremental_vars(context, settings).values()]
+    window = window_of(context)
+    if window is not None:
+        starts.append(window[0])
+    if starts:
+        found["incremental_from_date"] = min(starts).isoformat()
+    return found
+
+
+def run_dbt_build(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    settings: LifecycleSettings,
+    dbt_vars: dict[str, Any],
+) -> Iterator[Any]:
+    shown = {key: value for key, value in dbt_vars.items() if key != "audiences"}
+    context.log.info(f"dbt build of {len(context.selected_asset_keys)} models with vars {shown}")
     with settings.dbt_environment():
         invocation = dbt.cli(
             ["build", "--vars", json.dumps(dbt_vars)],
@@ -138,3 +199,56 @@ def lifecycle_dbt_models(
             target_path=settings.dbt_target_dir,
         )
         yield from invocation.stream()
+
+
+TRANSLATOR = LifecycleDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=DAILY_SELECTION,
+    dagster_dbt_translator=TRANSLATOR,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    pool=WAREHOUSE_POOL,
+    name="lifecycle_dbt_daily",
+)
+def lifecycle_dbt_daily(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: LifecycleSettings
+) -> Iterator[Any]:
+    """The daily layer for the run's days: staging views, netted orders and fct_user_days rebuilt
+    from the window's first day; an error-severity test failure fails the step."""
+    window = window_of(context)
+    latest = latest_landed_day(settings)
+    if window is not None and (latest is None or window[1] > latest):
+        raise dg.Failure(
+            f"No landing files were loaded for {window[1].isoformat()} (the latest loaded landing day is "
+            f"{latest.isoformat() if latest else 'none'}): the day has not landed in {settings.landing_dir} "
+            "yet. Nothing is built or published; run again once its files are there."
+        )
+    yield from run_dbt_build(context, dbt, settings, dbt_vars(context, settings))
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=OTHER_SELECTION,
+    dagster_dbt_translator=TRANSLATOR,
+    pool=WAREHOUSE_POOL,
+    name="lifecycle_dbt_models",
+)
+def lifecycle_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: LifecycleSettings
+) -> Iterator[Any]:
+    """Build (run + test) the unpartitioned dbt models for the as-of date; an error-severity test
+    failure fails the step."""
+    yield from run_dbt_build(context, dbt, settings, dbt_vars(context, settings))
+
+
+dbt_asset_definitions = [lifecycle_dbt_daily, lifecycle_dbt_models]
+
+
+def dbt_test_check_names() -> set[str]:
+    """The names of the asset checks that are dbt tests."""
+    return {key.name for definition in dbt_asset_definitions for key in definition.check_keys}

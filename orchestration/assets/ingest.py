@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.ingestion import RAW_SCHEMA, SourceReport, ensure_raw_tables, ingest_source
+from orchestration.partitions import daily_partitions, days_between, single_run, window_of
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 from orchestration.warehouse import connect, row_count
 
@@ -37,11 +38,14 @@ def build_raw_asset(source: str, description: str) -> dg.AssetsDefinition:
         group_name="ingest",
         kinds={"python", "duckdb"},
         pool=WAREHOUSE_POOL,
+        partitions_def=daily_partitions,
+        backfill_policy=single_run,
         owners=["team:data-engineering"],
         description=(
-            f"{description} Loaded day by day from <landing>/{source}/<YYYY-MM-DD>/ into "
-            f"{RAW_SCHEMA}.{source}; new or re-delivered days replace their rows, bad rows go to "
-            f"{RAW_SCHEMA}.quarantine with the rule that failed."
+            f"{description} Partitioned by landing day: a run loads the days of its window from "
+            f"<landing>/{source}/<YYYY-MM-DD>/ into {RAW_SCHEMA}.{source}; new or re-delivered days "
+            f"replace their rows, unchanged days are skipped, bad rows go to {RAW_SCHEMA}.quarantine "
+            "with the rule that failed."
         ),
     )
     def _raw_asset(context: dg.AssetExecutionContext, settings: LifecycleSettings) -> dg.MaterializeResult:
@@ -52,19 +56,30 @@ def build_raw_asset(source: str, description: str) -> dg.AssetsDefinition:
                 f"Landing folder {landing_dir} does not exist. Run `lifecycle generate` for the demo data "
                 "or point LIFECYCLE_LANDING_DIR at your landing folder."
             )
+        window = window_of(context)
+        days = days_between(*window) if window else None
         loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         with connect(settings.warehouse_path) as conn:
             ensure_raw_tables(conn)
-            report = ingest_source(conn, landing_dir, source, loaded_at=loaded_at, currency=settings.currency)
+            report = ingest_source(
+                conn, landing_dir, source, loaded_at=loaded_at, partitions=days, currency=settings.currency
+            )
             rows = row_count(conn, f"{RAW_SCHEMA}.{source}")
         seconds = round(time.perf_counter() - started, 3)
-        context.log.info(f"{summarize(report)} in {seconds} s; raw.{source} holds {rows:,} rows")
-        if not report.partitions:
-            context.log.warning(f"no landing files under {landing_dir / source}: raw.{source} left empty")
+        span = f"days {window[0]} to {window[1]}" if window else "every landed day"
+        context.log.info(f"{summarize(report)} ({span}) in {seconds} s; raw.{source} holds {rows:,} rows")
+        if report.missing_partitions:
+            missing = report.missing_partitions
+            shown = ", ".join(day.isoformat() for day in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            context.log.warning(
+                f"{len(missing)} day(s) of the window have no landing files under "
+                f"{landing_dir / source}: {shown}"
+            )
         metadata = {
             "dagster/row_count": rows,
             "seconds": seconds,
             "landing_dir": str(landing_dir / source),
+            "window": span,
             "ingestion": dg.MetadataValue.json(report.to_metadata()),
         }
         if report.failed:
