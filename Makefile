@@ -17,6 +17,7 @@ help:
 	@echo "              (make run DATASET=cdnow: the same on the real CDNOW purchase log)"
 	@echo "make test   - install, run the test suite"
 	@echo "make ui     - Dagster UI on http://127.0.0.1:3000"
+	@echo "              (LIFECYCLE_DAGSTER_POSTGRES_URL=postgresql+psycopg2://...: runs kept in PostgreSQL, see README)"
 	@echo "make lint   - ruff (check and format)"
 	@echo "make clean  - remove data/, .dagster_home/ and dbt artefacts (keeps .venv)"
 
@@ -39,9 +40,11 @@ test: $(STAMP)
 	$(BIN)/lifecycle prepare >/dev/null
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# orchestration.instance copies dagster.yaml into $(DAGSTER_HOME), or dagster.postgres.yaml when
+# LIFECYCLE_DAGSTER_POSTGRES_URL is set (Dagster reads its settings only from there).
 ui: $(STAMP)
 	$(BIN)/lifecycle prepare >/dev/null
-	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m orchestration.instance
 	$(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
 
 generate: $(STAMP)
