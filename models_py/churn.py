@@ -44,6 +44,7 @@ __all__ = [
     "NUMERIC_FEATURES",
     "bgnbd_p_alive_by_snapshot",
     "reliability_table",
+    "roc_curve_points",
 ]
 
 #: Numeric feature columns of ``int_churn_snapshots`` (all computed from data up to t0).
@@ -86,6 +87,8 @@ SCORE_COLUMNS: tuple[str, ...] = (
 )
 METHODS: tuple[str, ...] = ("model", "baseline_days_since_last_active", "baseline_bgnbd_p_alive")
 RELIABILITY_BINS = 10
+#: At most this many points of a ROC curve are kept (enough to draw it; the AUC is computed exactly).
+ROC_CURVE_MAX_POINTS = 201
 
 
 @dataclass(frozen=True)
@@ -152,8 +155,8 @@ class ChurnModel:
     metrics_ : dict
         The backtest on the latest labelled snapshot: per method (``model`` and the two baselines)
         ROC-AUC, PR-AUC (average precision), Brier score, log-loss, expected calibration error, the
-        reliability table, and ROC-AUC on customers only (raw scores); plus the split (dates, row
-        counts, churn rates).
+        reliability table, the ROC curve (:func:`roc_curve_points`) and ROC-AUC on customers only (raw
+        scores); plus the split (dates, row counts, churn rates).
     backtest_ : pandas.DataFrame
         The evaluation snapshot's rows: ``snapshot_date, user_id, is_churned`` and each method's
         probability (what the metrics were computed from).
@@ -488,7 +491,31 @@ def _evaluate(
         else None,
         "expected_calibration_error": _expected_calibration_error(reliability, len(y)),
         "reliability": reliability,
+        "roc_curve": roc_curve_points(y, rank_score) if both else None,
     }
+
+
+def roc_curve_points(
+    y: np.ndarray, score: np.ndarray, max_points: int = ROC_CURVE_MAX_POINTS
+) -> dict[str, list[float]]:
+    """The ROC curve of ``score`` against ``y`` as ``{"fpr": [...], "tpr": [...]}`` (rounded to 4
+    decimals), for drawing.
+
+    Collinear points are dropped (``sklearn.metrics.roc_curve(drop_intermediate=True)``); a longer
+    curve is thinned to the last point at or before each of ``max_points`` equally spaced false
+    positive rates (a million scored users would otherwise store up to a million points), always
+    keeping (0, 0) and (1, 1). Both classes must be present. Ties in ``score`` are one point, as in
+    the ROC-AUC.
+    """
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(np.asarray(y, dtype=bool), np.asarray(score, dtype=float), drop_intermediate=True)
+    if len(fpr) > max_points:
+        # for each grid value, the last point at or before it: keeps the curve's steps in order
+        grid = np.linspace(0.0, 1.0, max_points)
+        keep = np.unique(np.concatenate([[0, len(fpr) - 1], np.searchsorted(fpr, grid, side="right") - 1]))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return {"fpr": [round(float(v), 4) for v in fpr], "tpr": [round(float(v), 4) for v in tpr]}
 
 
 def _expected_calibration_error(reliability: list[dict], n: int) -> float:

@@ -103,6 +103,7 @@ def execute_build_job(
     instance: dg.DagsterInstance | None = None,
     *,
     window: RunWindow | None = None,
+    tags: dict[str, str] | None = None,
     log_level: str = "INFO",
 ) -> dg.ExecuteInProcessResult:
     """Materialise every asset for the window's days and run every check; never raises on a failed
@@ -122,6 +123,6 @@ def execute_build_job(
         instance=instance,
         resources=build_resources(settings),
         raise_on_error=False,
-        tags=window.tags(),
+        tags={**(tags or {}), **window.tags()},
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )

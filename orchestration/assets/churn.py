@@ -5,9 +5,10 @@ into the warehouse.
 ``int_churn_customer_snapshots`` (the BG/NBD inputs per snapshot date, for the P(alive) baseline),
 backtests the model on the latest labelled snapshot against the two baselines, refits it on every
 labelled snapshot and scores the users active as of d into ``ml.churn_risk``. The backtest goes to
-``ml.churn_risk_evaluation`` (one row per method) and, with the fitted model, to a versioned artifact
-``<data dir>/models/churn/<model_version>.joblib`` with its ``.json`` beside it. The model-health
-checks below read those tables.
+``ml.churn_risk_evaluation`` (one row per method, with its reliability table and ROC curve as JSON)
+and, with the fitted model, to a versioned artifact ``<data dir>/models/churn/<model_version>.joblib``
+with its ``.json`` beside it. The model-health checks below read those tables; the ROC and
+reliability curves are drawn in the asset's metadata and the mart's HTML report.
 """
 
 import json
@@ -24,6 +25,7 @@ import pandas as pd
 
 from models_py.churn import METHODS, ChurnModel, ChurnParams, bgnbd_p_alive_by_snapshot
 from orchestration.checks import build_warehouse_suite_check, error_result
+from orchestration.plots import draw_model_plots, markdown_image
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 from orchestration.warehouse import connect, write_frames
 
@@ -125,6 +127,8 @@ def _evaluation_rows(metrics: dict[str, Any], model_version: str, as_of_date: An
                 "churn_rate": metrics["evaluation_churn_rate"],
                 **{key: m.get(key) for key in METRIC_COLUMNS},
                 "reliability": json.dumps(m.get("reliability")),
+                "roc_curve": json.dumps(m.get("roc_curve")),
+                "method_label": METHOD_LABELS[method],
             }
         )
     frame = pd.DataFrame(rows)
@@ -137,7 +141,7 @@ def _evaluation_rows(metrics: dict[str, Any], model_version: str, as_of_date: An
     key="churn_risk",
     deps=[dg.AssetKey("int_churn_snapshots"), dg.AssetKey("int_churn_customer_snapshots")],
     group_name="models",
-    kinds={"python", "duckdb", "scikit-learn"},
+    kinds={"python", "duckdb", "scikit-learn", "great_expectations"},
     pool=WAREHOUSE_POOL,
     owners=["team:data-science"],
 )
@@ -204,6 +208,7 @@ def churn_risk(
     seconds = round(time.perf_counter() - started, 3)
     context.log.info(f"{CHURN_TABLE}: {len(scores):,} active users scored in {seconds} s ({version})")
     model_metrics = metrics["methods"]["model"]
+    plots = _evaluation_plots(evaluation, context.log)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(scores),
@@ -220,8 +225,18 @@ def churn_risk(
             "artifact": dg.MetadataValue.path(str(artifact)),
             "fit_seconds": fit_seconds,
             "seconds": seconds,
+            **plots,
         }
     )
+
+
+def _evaluation_plots(evaluation: pd.DataFrame, log: Any) -> dict[str, dg.MetadataValue]:
+    """The ROC and reliability curves of the backtest as markdown images; a plot that fails to draw
+    is left out with a warning (it never fails the asset)."""
+    images, problems = draw_model_plots(EVALUATION_TABLE.removeprefix(f"{CHURN_SCHEMA}."), evaluation)
+    for problem in problems.values():
+        log.warning(f"plots: {problem}")
+    return {key: dg.MetadataValue.md(markdown_image(png, key)) for key, png in images.items()}
 
 
 # --------------------------------------------------------------- model health

@@ -4,7 +4,8 @@
 customer into ``ml.customer_clv``, refits on the calibration window of
 ``int_clv_calibration_holdout`` to measure the holdout error, and records the fit in
 ``ml.customer_clv_fit`` (one row: the fit behind ``ml.customer_clv``) and the holdout table in
-``ml.customer_clv_holdout``. The model-health checks below read those tables.
+``ml.customer_clv_holdout``. The model-health checks below read those tables; the holdout table
+is also drawn as the calibration plot in the asset's metadata and the mart's HTML report.
 """
 
 import json
@@ -18,6 +19,7 @@ import pandas as pd
 
 from models_py.clv import ClvModel, HoldoutEvaluation, evaluate_holdout
 from orchestration.checks import error_result
+from orchestration.plots import draw_model_plots, markdown_image
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 from orchestration.warehouse import connect, write_frames
 
@@ -83,7 +85,7 @@ def _holdout(holdout_input: pd.DataFrame, time_unit: str) -> tuple[HoldoutEvalua
     key="customer_clv",
     deps=[dg.AssetKey("int_customers_summarized"), dg.AssetKey("int_clv_calibration_holdout")],
     group_name="models",
-    kinds={"python", "duckdb"},
+    kinds={"python", "duckdb", "great_expectations"},
     pool=WAREHOUSE_POOL,
     owners=["team:data-science"],
 )
@@ -134,7 +136,7 @@ def customer_clv(
         }
     )
     holdout_table = (
-        evaluation.by_frequency.reset_index()
+        evaluation.by_frequency.reset_index().assign(holdout_days=evaluation.holdout_days)
         if evaluation
         else pd.DataFrame({"calibration_frequency": pd.Series([], dtype="str")})
     )
@@ -163,6 +165,7 @@ def customer_clv(
     }
     if evaluation:
         metadata |= {
+            **_holdout_plot(holdout_table, context.log),
             "holdout_evaluation": dg.MetadataValue.md(evaluation.to_markdown()),
             "holdout_total_relative_error": evaluation.total_relative_error,
             "holdout_bucket_mean_absolute_error": evaluation.bucket_mean_absolute_error,
@@ -171,6 +174,14 @@ def customer_clv(
     else:
         metadata["holdout_problem"] = holdout_problem
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _holdout_plot(holdout_table: pd.DataFrame, log: Any) -> dict[str, dg.MetadataValue]:
+    """The holdout calibration plot as a markdown image; left out with a warning if it fails to draw."""
+    images, problems = draw_model_plots(HOLDOUT_TABLE.removeprefix(f"{CLV_SCHEMA}."), holdout_table)
+    for problem in problems.values():
+        log.warning(f"plots: {problem}")
+    return {key: dg.MetadataValue.md(markdown_image(png, key)) for key, png in images.items()}
 
 
 # --------------------------------------------------------------- model health

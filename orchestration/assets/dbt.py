@@ -13,6 +13,7 @@ of old days rebuilds them but never moves the published mart back in time.
 
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -121,6 +122,8 @@ OTHER_SELECTION = " ".join(
 
 def latest_landed_day(settings: LifecycleSettings) -> dt.date | None:
     """The latest landing day loaded into the warehouse (any source, empty days included)."""
+    if not settings.warehouse_path.exists():
+        return None
     with connect(settings.warehouse_path, read_only=True) as conn:
         (latest,) = conn.execute(f"select max(partition_date) from {INGESTED_FILES_TABLE}").fetchone()
     return latest
@@ -191,14 +194,46 @@ def run_dbt_build(
     dbt_vars: dict[str, Any],
 ) -> Iterator[Any]:
     shown = {key: value for key, value in dbt_vars.items() if key != "audiences"}
-    context.log.info(f"dbt build of {len(context.selected_asset_keys)} models with vars {shown}")
+    unit_tests = [] if settings.dbt_unit_tests else ["--exclude-resource-type", "unit_test"]
+    context.log.info(
+        f"dbt build of {len(context.selected_asset_keys)} models with vars {shown}"
+        + ("" if settings.dbt_unit_tests else " (unit tests left out; LIFECYCLE_DBT_UNIT_TESTS=1 runs them)")
+    )
     with settings.dbt_environment():
         invocation = dbt.cli(
-            ["build", "--vars", json.dumps(dbt_vars)],
+            ["build", "--vars", json.dumps(dbt_vars), *unit_tests],
             context=context,
             target_path=settings.dbt_target_dir,
         )
-        yield from invocation.stream()
+        # Held until dbt exits: the row counts are read from the warehouse file, which the dbt
+        # process holds open while it runs (dagster-dbt's fetch_row_counts would need a second
+        # writer-side connection DuckDB refuses). On a failure, what dbt built is still reported.
+        events = []
+        try:
+            for event in invocation.stream():
+                events.append(event)
+        except Exception:
+            yield from events
+            raise
+    yield from with_row_counts(events, settings, context.log)
+
+
+def with_row_counts(events: list[Any], settings: LifecycleSettings, log: Any) -> Iterator[Any]:
+    """The events with ``dagster/row_count`` added to each table and incremental model's output
+    (views are not counted, as dagster-dbt does not count them: a view's count is a full query)."""
+    started = time.perf_counter()
+    counted = 0
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        for index, event in enumerate(events):
+            unique_id = getattr(event, "metadata", {}).get("unique_id")
+            node = _MANIFEST["nodes"].get(str(getattr(unique_id, "value", unique_id)))
+            if isinstance(event, dg.Output) and node and node["config"]["materialized"] != "view":
+                (rows,) = conn.execute(f"select count(*) from {node['relation_name']}").fetchone()
+                row_count = {"dagster/row_count": dg.MetadataValue.int(rows)}
+                events[index] = event.with_metadata({**event.metadata, **row_count})
+                counted += 1
+    log.info(f"row counts of {counted} dbt models in {time.perf_counter() - started:.2f} s")
+    yield from events
 
 
 TRANSLATOR = LifecycleDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))

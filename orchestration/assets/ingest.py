@@ -36,7 +36,7 @@ def build_raw_asset(source: str, description: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=[RAW_SCHEMA, source],
         group_name="ingest",
-        kinds={"python", "duckdb"},
+        kinds={"python", "duckdb", "great_expectations"},
         pool=WAREHOUSE_POOL,
         partitions_def=daily_partitions,
         backfill_policy=single_run,

@@ -28,8 +28,10 @@ class PipelineRun:
     result: dg.ExecuteInProcessResult
 
 
-def make_settings(root: Path) -> LifecycleSettings:
-    return LifecycleSettings(data_dir=str(root / "data"), landing_dir=str(root / "landing"))
+def make_settings(root: Path, *, dbt_unit_tests: bool = False) -> LifecycleSettings:
+    return LifecycleSettings(
+        data_dir=str(root / "data"), landing_dir=str(root / "landing"), dbt_unit_tests=dbt_unit_tests
+    )
 
 
 @pytest.fixture(scope="session")
@@ -41,9 +43,9 @@ def e2e_dataset(tmp_path_factory) -> tuple[GeneratedDataset, Path]:
     return dataset, landing
 
 
-def run_on_copy(e2e_dataset, root: Path) -> PipelineRun:
+def run_on_copy(e2e_dataset, root: Path, *, dbt_unit_tests: bool = False) -> PipelineRun:
     dataset, landing = e2e_dataset
-    settings = make_settings(root)
+    settings = make_settings(root, dbt_unit_tests=dbt_unit_tests)
     shutil.copytree(landing, settings.landing_dir)
     return PipelineRun(settings, dataset, execute_build_job(settings))
 
@@ -56,5 +58,6 @@ def run_pipeline_on_copy(e2e_dataset):
 
 @pytest.fixture(scope="session")
 def published_run(e2e_dataset, tmp_path_factory) -> PipelineRun:
-    """One whole run of build_mart_job on the generated dataset (read-only for the tests)."""
-    return run_on_copy(e2e_dataset, tmp_path_factory.mktemp("published"))
+    """One whole run of build_mart_job on the generated dataset (read-only for the tests), with the
+    dbt unit tests (the other runs of the suite leave them out, as a daily run does)."""
+    return run_on_copy(e2e_dataset, tmp_path_factory.mktemp("published"), dbt_unit_tests=True)

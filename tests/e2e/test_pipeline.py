@@ -1,5 +1,7 @@
 """The whole flow, in-process, on a generated dataset: what the published mart must hold."""
 
+import json
+
 import duckdb
 import pandas as pd
 import pytest
@@ -121,3 +123,42 @@ def test_mart_knows_its_as_of_date(mart, published_run):
     (as_of,) = mart["mart_info"]["as_of_date"]
     assert pd.Timestamp(as_of).date() == published_run.dataset.config.end_date
     assert (mart["dim_users"]["as_of_date"] == as_of).all()
+
+
+def test_publication_links_its_html_report_and_the_models_carry_their_plots(published_run):
+    from pathlib import Path
+
+    from orchestration.plots import MART_PLOTS, MODEL_PLOTS
+
+    result = published_run.result
+    (publication,) = [
+        m
+        for m in result.get_asset_materialization_events()
+        if m.asset_key.to_user_string() == "reporting_mart"
+    ]
+    metadata = publication.materialization.metadata
+    report = Path(metadata["report"].value)
+    assert report.is_file() and report.stem == metadata["version"].value
+    document = report.read_text()
+    assert "http://" not in document and "https://" not in document
+    # every plot of the mart and of the models is in the report: nothing was left out
+    assert "<h2>Not drawn</h2>" not in document
+    assert document.count('src="data:image/png;base64,') == len(MART_PLOTS) + len(MODEL_PLOTS)
+    for asset, keys in {
+        "customer_clv": ["plot_clv_holdout_calibration"],
+        "churn_risk": ["plot_churn_roc", "plot_churn_reliability"],
+    }.items():
+        (event,) = [
+            m for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == asset
+        ]
+        for key in keys:
+            assert event.materialization.metadata[key].value.startswith("![")
+
+
+def test_the_dbt_unit_tests_ran_in_the_job_and_passed(published_run):
+    """The session's published run has LIFECYCLE_DBT_UNIT_TESTS on: the last dbt step's results
+    (fct_audience_members and its audience unit tests) hold unit tests, all passed."""
+    run_results = json.loads((published_run.settings.dbt_target_dir / "run_results.json").read_text())
+    unit_tests = [r for r in run_results["results"] if r["unique_id"].startswith("unit_test.")]
+    assert unit_tests, "no dbt unit test ran"
+    assert {r["status"] for r in unit_tests} == {"pass"}

@@ -104,10 +104,55 @@ def test_warning_checks_snapshot():
         assert not spec.blocking, f"{check} must only warn"
 
 
-def test_jobs_and_schedules():
+def test_jobs_schedules_and_sensors():
     repo = defs.get_repository_def()
     assert {job.name for job in repo.get_all_jobs()} >= {"build_mart_job"}
     assert {schedule.name for schedule in repo.schedule_defs} == {"build_mart_job_schedule"}
+    assert {sensor.name for sensor in repo.sensor_defs} == {
+        "landing_sensor",
+        "validation_report_on_success",
+        "validation_report_on_failure",
+    }
+
+
+DAILY_ASSETS = {
+    "raw/users",
+    "raw/events",
+    "raw/transactions",
+    "stg_raw__users",
+    "stg_raw__events",
+    "stg_raw__transactions",
+    "int_orders_netted",
+    "fct_user_days",
+}
+
+
+def test_the_ingest_assets_and_the_dbt_daily_layer_are_partitioned_by_day_and_backfilled_in_one_run():
+    graph = asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if key.to_user_string() in DAILY_ASSETS:
+            assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition), key
+            assert node.partitions_def.timezone == "UTC"
+            assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
+        else:
+            assert node.partitions_def is None, f"{key.to_user_string()} should not be partitioned"
+    # the unpartitioned models read the latest partition of the daily layer
+    dim_users = graph.get(dg.AssetKey("dim_users"))
+    mapping = dim_users.partition_mappings.get(dg.AssetKey("fct_user_days"))
+    assert isinstance(mapping, dg.LastPartitionMapping)
+
+
+def test_the_published_mart_has_a_freshness_policy_and_every_asset_owner_and_kinds():
+    graph = asset_graph()
+    policy = graph.get(dg.AssetKey("reporting_mart")).freshness_policy
+    assert policy is not None and policy.fail_window.to_timedelta().total_seconds() == 26 * 3600
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners, f"{key.to_user_string()} has no owner"
+        assert node.kinds, f"{key.to_user_string()} has no kinds"
+    assert "great_expectations" in graph.get(dg.AssetKey(["raw", "events"])).kinds
+    assert "dbt" in graph.get(dg.AssetKey("dim_users")).kinds
 
 
 def test_every_asset_has_a_description_and_group():
@@ -140,3 +185,12 @@ def test_every_published_table_has_an_expectation_suite_and_feeds_the_staged_mar
     assert not missing, f"published tables without a suite in expectations/suites/: {missing}"
     parents = asset_graph().get(dg.AssetKey("mart_staging")).parent_keys
     assert parents == {dg.AssetKey(table) for table in MART_TABLES}
+
+
+def test_the_dbt_version_known_without_a_subprocess_is_what_dbt_reports():
+    from dagster_dbt import DbtCliResource
+
+    from orchestration.resources import build_resources
+
+    dbt = build_resources()["dbt"]
+    assert dbt._cli_version == DbtCliResource._cli_version.func(dbt)  # the latter runs `dbt --version`

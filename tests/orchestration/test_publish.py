@@ -301,3 +301,13 @@ def test_reporting_mart_asset_publishes_and_reports_versions(tmp_path):
     assert metadata["parquet_snapshot"].value == str(layout.parquet_snapshot(metadata["version"].value))
     assert metadata["as_of_date"].value == "2026-03-02"
     assert metadata["seconds"].value["total"] > 0
+    # The HTML report of the version: written, linked, the only one kept (the first went with its version).
+    report = Path(metadata["report"].value)
+    assert report == Path(settings.mart_dir) / "reports" / f"{metadata['version'].value}.html"
+    assert report.read_bytes() == (report.parent / "latest.html").read_bytes()
+    assert sorted(p.name for p in report.parent.iterdir()) == sorted([report.name, "latest.html"])
+    assert report.as_uri() in metadata["report_link"].value
+    document = report.read_text()
+    assert "as of 2026-03-02" in document and "https://" not in document and "http://" not in document
+    # the tables hold no plottable data here: the report says so instead of failing the publication
+    assert "<h2>Not drawn</h2>" in document and "no model evaluation saved" in document
