@@ -7,13 +7,17 @@ values and rows), which the UI shows as ``failing_rows`` (markdown) and the vali
 (orchestration/report.py) as tables.
 """
 
+import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
+import pandas as pd
 
 from expectations.runner import ROW_SAMPLE_SIZE, jsonable
 from orchestration.assets.publish import MART_TABLES, PYTHON_MODEL_TABLES
+from orchestration.partitions import window_of
 from orchestration.resources import LifecycleSettings
 from orchestration.warehouse import connect, read_table
 
@@ -91,26 +95,52 @@ def error_result(passed: bool, description: str, **metadata: Any) -> dg.AssetChe
     )
 
 
-def build_warehouse_suite_check(asset_key: dg.AssetKey, table: str, suite: str) -> dg.AssetChecksDefinition:
-    """A blocking check that validates one warehouse table with one Great Expectations suite."""
+def build_warehouse_suite_check(
+    asset_key: dg.AssetKey, table: str, suite: str, *, by_day: bool = False
+) -> dg.AssetChecksDefinition:
+    """A blocking check that validates one warehouse table with one Great Expectations suite.
+
+    ``by_day`` (the raw tables, partitioned by landing day): a run with a partition window validates
+    the rows of its days only (``_partition_date``), the ones it loaded; the older days passed when
+    they were loaded. Keys unique across days are the loader's rule (``duplicate_key``) and the dbt
+    unique tests', which read every day. At 100k users this took the daily check from 20 s to well
+    under a second.
+    """
+    scope = " (the rows of the run's days)" if by_day else ""
 
     @dg.asset_check(
         asset=asset_key,
         name=f"{suite}__expectations",
         blocking=True,
-        description=f"Great Expectations suite expectations/suites/{suite}.json on {table}.",
+        description=f"Great Expectations suite expectations/suites/{suite}.json on {table}{scope}.",
     )
-    def _check(settings: LifecycleSettings) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, settings: LifecycleSettings) -> dg.AssetCheckResult:
         from expectations.runner import validate_dataframe
 
-        frame = read_table(settings.warehouse_path, table)
-        return _suite_check_result([validate_dataframe(frame, suite)], [table])
+        frame, shown = rows_to_validate(
+            settings.warehouse_path, table, window_of(context) if by_day else None
+        )
+        return _suite_check_result([validate_dataframe(frame, suite)], [shown])
 
     return _check
 
 
+def rows_to_validate(
+    warehouse: Path, table: str, window: tuple[dt.date, dt.date] | None
+) -> tuple[pd.DataFrame, str]:
+    """The rows of ``table`` a suite validates, and how the check names them: every row, or the rows
+    of the landing days of ``window`` (``_partition_date``, a raw table's day)."""
+    if window is None:
+        return read_table(warehouse, table), table
+    with connect(warehouse, read_only=True) as conn:
+        frame = conn.execute(
+            f"select * from {table} where _partition_date between ? and ?", list(window)
+        ).df()
+    return frame, f"{table} (days {window[0]} to {window[1]})"
+
+
 warehouse_suite_checks = [
-    build_warehouse_suite_check(dg.AssetKey(["raw", source]), f"raw.{source}", f"raw_{source}")
+    build_warehouse_suite_check(dg.AssetKey(["raw", source]), f"raw.{source}", f"raw_{source}", by_day=True)
     for source in ("users", "events", "transactions")
 ] + [
     build_warehouse_suite_check(

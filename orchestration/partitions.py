@@ -57,13 +57,18 @@ daily_partitions = dg.DailyPartitionsDefinition(
 single_run = dg.BackfillPolicy.single_run()
 
 
-def window_of(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date] | None:
+def window_of(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> tuple[dt.date, dt.date] | None:
     """The first and last day of the run's partition window; None for a run without partitions.
 
     Read from the run's tags, so every step of a run sees the same window, the unpartitioned
     ones included (the dbt steps then pass the same vars and dbt parses the project once a run).
     """
-    tags = context.run.tags
+    try:
+        tags = context.run.tags
+    except dg.DagsterError:  # a context built outside a run (tests): no run, no window
+        return None
     if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
         return dt.date.fromisoformat(tags[RANGE_START_TAG]), dt.date.fromisoformat(tags[RANGE_END_TAG])
     if PARTITION_TAG in tags:

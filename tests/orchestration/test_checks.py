@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
@@ -63,7 +64,7 @@ def write_raw_transactions(settings: LifecycleSettings, frame: pd.DataFrame) -> 
 def test_suite_check_metadata_names_table_rule_count_and_failing_rows(settings):
     write_raw_transactions(settings, raw_transactions(n_bad=25))
     check = next(c for c in warehouse_suite_checks if "raw_transactions__expectations" in str(c.check_keys))
-    result = check(settings=settings)
+    result = check(dg.build_asset_check_context(), settings=settings)
     assert not result.passed
     failures = metadata_value(result, "failures")
     (failure,) = failures
@@ -90,7 +91,7 @@ def test_suite_check_metadata_names_table_rule_count_and_failing_rows(settings):
 def test_passing_suite_check_has_no_failures(settings):
     write_raw_transactions(settings, raw_transactions(n_bad=0))
     check = next(c for c in warehouse_suite_checks if "raw_transactions__expectations" in str(c.check_keys))
-    result = check(settings=settings)
+    result = check(dg.build_asset_check_context(), settings=settings)
     assert result.passed, result.description
     assert metadata_value(result, "failures") == []
     assert metadata_value(result, "failing_count") == 0
@@ -192,3 +193,18 @@ def test_quarantine_check_samples_the_quarantined_rows_of_the_days_over_the_thre
         "detail": "event_id is not an id",
         "record": '{"event_id": "bad id 1"}',
     }
+
+
+def test_a_partition_run_validates_the_rows_of_its_days_only(settings):
+    from orchestration.checks import rows_to_validate
+
+    frame = raw_transactions(n_bad=0)
+    frame["_partition_date"] = [dt.date(2025, 1, 1) + dt.timedelta(days=i % 4) for i in range(len(frame))]
+    write_raw_transactions(settings, frame)
+    every, shown = rows_to_validate(settings.warehouse_path, "raw.transactions", None)
+    assert (len(every), shown) == (len(frame), "raw.transactions")
+    window = (dt.date(2025, 1, 2), dt.date(2025, 1, 3))
+    days, shown = rows_to_validate(settings.warehouse_path, "raw.transactions", window)
+    assert sorted(set(days["_partition_date"].astype(str))) == ["2025-01-02", "2025-01-03"]
+    assert len(days) == len(frame) // 2
+    assert shown == "raw.transactions (days 2025-01-02 to 2025-01-03)"
