@@ -153,6 +153,8 @@ def test_the_published_mart_has_a_freshness_policy_and_every_asset_owner_and_kin
         assert node.kinds, f"{key.to_user_string()} has no kinds"
     assert "great_expectations" in graph.get(dg.AssetKey(["raw", "events"])).kinds
     assert "dbt" in graph.get(dg.AssetKey("dim_users")).kinds
+    columns = graph.get(dg.AssetKey("dim_users")).metadata["dagster/column_schema"].columns
+    assert {"user_id", "lifecycle_stage"} <= {column.name for column in columns}
 
 
 def test_every_asset_has_a_description_and_group():
