@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export DO_NOT_TRACK := 1
 
-.PHONY: run test ui lint generate summary clean help
+.PHONY: run test ui lint generate summary bench clean help
 
 help:
 	@echo "make run    - install, generate demo data, build + check + publish the mart, print a summary"
@@ -19,6 +19,7 @@ help:
 	@echo "make ui     - Dagster UI on http://127.0.0.1:3000"
 	@echo "              (LIFECYCLE_DAGSTER_POSTGRES_URL=postgresql+psycopg2://...: runs kept in PostgreSQL, see README)"
 	@echo "make lint   - ruff (check and format)"
+	@echo "make bench  - the benchmark: SIZE=S|M|L (10k, 100k, 1M users), REPEAT=3; results in bench/results/"
 	@echo "make clean  - remove data/, .dagster_home/ and dbt artefacts (keeps .venv)"
 
 $(STAMP): pyproject.toml
@@ -58,6 +59,13 @@ summary: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check orchestration models_py expectations tests
+
+# The benchmark (bench/run.py): the whole pipeline at SIZE against a hand-written DuckDB baseline,
+# medians of REPEAT; writes bench/results/<SIZE>.json and .md. L needs about 10 GB of disk and an hour.
+SIZE ?= S
+REPEAT ?= 3
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --size $(SIZE) --repeat $(REPEAT) $(BENCH_ARGS)
 
 clean:
 	rm -rf data .dagster_home dbt_project/target dbt_project/logs

@@ -18,8 +18,9 @@ import math
 import re
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -219,6 +220,134 @@ def validate_dataframe(df: pd.DataFrame, suite_name: str) -> SuiteResult:
         row_count=len(df),
         outcomes=done,
     )
+
+
+#: Expectations that hold row by row: on batches of a table's rows they add up to the whole table.
+ROW_LEVEL_EXPECTATIONS = frozenset(
+    {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_be_of_type",
+        "expect_column_values_to_be_in_type_list",
+        "expect_column_values_to_match_regex",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "expect_table_columns_to_match_set",
+    }
+)
+#: Key expectations: on batches the caller counts the duplicated rows of the whole table.
+UNIQUE_EXPECTATIONS = {
+    "expect_column_values_to_be_unique": "column",
+    "expect_compound_columns_to_be_unique": "column_list",
+}
+_ROW_COUNT = "expect_table_row_count_to_be_between"
+
+
+def validates_in_batches(suite_name: str) -> bool:
+    """Whether every expectation of the suite can be validated batch by batch (see
+    :func:`validate_batches`); a suite with another table-level rule needs the whole table."""
+    suite = load_suite_dict(suite_name)
+    allowed = ROW_LEVEL_EXPECTATIONS | set(UNIQUE_EXPECTATIONS) | {_ROW_COUNT}
+    return all(spec["type"] in allowed for spec in suite["expectations"])
+
+
+def unique_keys(suite_name: str) -> list[list[str]]:
+    """The key columns of each unique-type expectation of the suite, in suite order."""
+    keys = []
+    for spec in load_suite_dict(suite_name)["expectations"]:
+        if spec["type"] in UNIQUE_EXPECTATIONS:
+            value = spec["kwargs"][UNIQUE_EXPECTATIONS[spec["type"]]]
+            keys.append([value] if isinstance(value, str) else list(value))
+    return keys
+
+
+def validate_batches(
+    batches: Iterable[pd.DataFrame],
+    suite_name: str,
+    duplicates: Callable[[list[str]], tuple[int, list]],
+) -> SuiteResult:
+    """Validate a table too large for one DataFrame, batch by batch, as one result.
+
+    Row-level outcomes are added up over the batches (counts, then the first samples). The row count
+    rule is checked on the total. A unique-type rule is checked on the whole table by
+    ``duplicates(key_columns)``, which returns the number of rows whose key occurs more than once
+    and a few such keys (the caller counts them in its engine, e.g. with SQL): keys duplicated
+    across two batches are found too. Only suites for which :func:`validates_in_batches` is true.
+    """
+    if not validates_in_batches(suite_name):
+        raise ValueError(f"suite {suite_name} has table-level expectations: validate the whole table")
+    results = [validate_dataframe(batch, suite_name) for batch in batches]
+    suite = load_suite_dict(suite_name)
+    if not results:
+        raise ValueError(f"validate_batches({suite_name!r}) got no batch: pass at least an empty DataFrame")
+    total_rows = sum(result.row_count for result in results)
+    outcomes = []
+    for index, spec in enumerate(suite["expectations"]):
+        parts = [result.outcomes[index] for result in results]
+        if spec["type"] in UNIQUE_EXPECTATIONS:
+            outcomes.append(_unique_outcome(spec, parts, total_rows, duplicates))
+        elif spec["type"] == _ROW_COUNT:
+            outcomes.append(_row_count_outcome(spec, parts, total_rows))
+        else:
+            outcomes.append(_summed_outcome(parts))
+    return SuiteResult(
+        suite_name=suite_name,
+        success=all(outcome.success for outcome in outcomes),
+        row_count=total_rows,
+        outcomes=outcomes,
+    )
+
+
+def _summed_outcome(parts: list[ExpectationOutcome]) -> ExpectationOutcome:
+    failed = [part for part in parts if not part.success]
+    first = (failed or parts)[0]
+    if any(part.error for part in parts):
+        return next(part for part in parts if part.error)
+    elements = [part.element_count for part in parts if part.element_count is not None]
+    unexpected = [part.unexpected_count for part in parts if part.unexpected_count is not None]
+    element_count = sum(elements) if elements else None
+    unexpected_count = sum(unexpected) if unexpected else None
+    return replace(
+        first,
+        success=not failed,
+        element_count=element_count,
+        unexpected_count=unexpected_count,
+        unexpected_percent=(
+            100.0 * unexpected_count / element_count
+            if element_count and unexpected_count is not None
+            else None
+        ),
+        unexpected_sample=_sample([value for part in failed for value in part.unexpected_sample]),
+        failing_rows=[row for part in failed for row in part.failing_rows][:ROW_SAMPLE_SIZE],
+    )
+
+
+def _unique_outcome(
+    spec: dict,
+    parts: list[ExpectationOutcome],
+    total_rows: int,
+    duplicates: Callable[[list[str]], tuple[int, list]],
+) -> ExpectationOutcome:
+    if any(part.error for part in parts):
+        return next(part for part in parts if part.error)
+    value = spec["kwargs"][UNIQUE_EXPECTATIONS[spec["type"]]]
+    count, sample = duplicates([value] if isinstance(value, str) else list(value))
+    failed = [part for part in parts if not part.success]
+    return replace(
+        parts[0],
+        success=count == 0,
+        element_count=total_rows,
+        unexpected_count=count,
+        unexpected_percent=100.0 * count / total_rows if total_rows else 0.0,
+        unexpected_sample=_sample(sample),
+        failing_rows=[row for part in failed for row in part.failing_rows][:ROW_SAMPLE_SIZE],
+    )
+
+
+def _row_count_outcome(spec: dict, parts: list[ExpectationOutcome], total_rows: int) -> ExpectationOutcome:
+    low, high = spec["kwargs"].get("min_value"), spec["kwargs"].get("max_value")
+    success = (low is None or total_rows >= low) and (high is None or total_rows <= high)
+    return replace(parts[0], success=success, observed_value=total_rows, error=None)
 
 
 def _suite_problems(suite: Any, name: str) -> list[str]:

@@ -13,13 +13,12 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-import pandas as pd
 
 from expectations.runner import ROW_SAMPLE_SIZE, jsonable
 from orchestration.assets.publish import MART_TABLES, PYTHON_MODEL_TABLES
 from orchestration.partitions import window_of
 from orchestration.resources import LifecycleSettings
-from orchestration.warehouse import connect, read_table
+from orchestration.warehouse import connect
 
 #: Failing rows kept per failed rule in check metadata (as for the Great Expectations suites).
 SAMPLE_ROWS = ROW_SAMPLE_SIZE
@@ -115,28 +114,69 @@ def build_warehouse_suite_check(
         description=f"Great Expectations suite expectations/suites/{suite}.json on {table}{scope}.",
     )
     def _check(context: dg.AssetCheckExecutionContext, settings: LifecycleSettings) -> dg.AssetCheckResult:
-        from expectations.runner import validate_dataframe
-
-        frame, shown = rows_to_validate(
-            settings.warehouse_path, table, window_of(context) if by_day else None
+        result, shown = validate_table(
+            settings.warehouse_path, table, suite, window_of(context) if by_day else None
         )
-        return _suite_check_result([validate_dataframe(frame, suite)], [shown])
+        return _suite_check_result([result], [shown])
 
     return _check
 
 
-def rows_to_validate(
-    warehouse: Path, table: str, window: tuple[dt.date, dt.date] | None
-) -> tuple[pd.DataFrame, str]:
-    """The rows of ``table`` a suite validates, and how the check names them: every row, or the rows
-    of the landing days of ``window`` (``_partition_date``, a raw table's day)."""
-    if window is None:
-        return read_table(warehouse, table), table
+#: A table (or a raw window) with more rows than this is validated batch by batch, so that memory
+#: stays bounded at any size (about 1 GB of pandas per batch of raw events; at 1M users the full
+#: build's raw.events holds about 47M rows). One batch is 2048-row DuckDB vectors.
+BATCH_ROWS = 1_024_000
+
+
+def validate_table(warehouse: Path, table: str, suite: str, window: tuple[dt.date, dt.date] | None = None):
+    """Validate ``table`` (or the rows of the landing days of ``window``, ``_partition_date``, for a
+    raw table) with ``suite``; return the suite result and how the check names what it validated.
+
+    Up to :data:`BATCH_ROWS` rows are read into one DataFrame. Above that, when every rule of the
+    suite adds up over batches (row-level rules, the row count, unique keys), the rows stream in
+    batches of about BATCH_ROWS and unique keys are counted over all of them in DuckDB
+    (``expectations.runner.validate_batches``); otherwise the whole table is read.
+    """
+    from expectations.runner import validate_batches, validate_dataframe, validates_in_batches
+
+    where, params = "", []
+    shown = table
+    if window is not None:
+        where, params = "where _partition_date between ? and ?", list(window)
+        shown = f"{table} (days {window[0]} to {window[1]})"
     with connect(warehouse, read_only=True) as conn:
-        frame = conn.execute(
-            f"select * from {table} where _partition_date between ? and ?", list(window)
-        ).df()
-    return frame, f"{table} (days {window[0]} to {window[1]})"
+        rows = int(conn.execute(f"select count(*) from {table} {where}", params).fetchone()[0])
+        if rows <= BATCH_ROWS or not validates_in_batches(suite):
+            return validate_dataframe(
+                conn.execute(f"select * from {table} {where}", params).df(), suite
+            ), shown
+
+        def batches():
+            cursor = conn.cursor()
+            result = cursor.execute(f"select * from {table} {where}", params)
+            batch = result.fetch_df_chunk(BATCH_ROWS // 2048)
+            while len(batch):
+                yield batch
+                batch = result.fetch_df_chunk(BATCH_ROWS // 2048)
+
+        def duplicates(columns: list[str]) -> tuple[int, list]:
+            key = ", ".join(columns)
+            found = conn.execute(
+                f"""
+                select count(*) over () as keys, sum(n) over () as duplicated_rows, {key}
+                from (select {key}, count(*) as n from {table} {where} group by all having count(*) > 1)
+                order by all limit 5
+                """,
+                params,
+            ).fetchall()
+            if not found:
+                return 0, []
+            sample = [
+                row[2] if len(columns) == 1 else dict(zip(columns, row[2:], strict=True)) for row in found
+            ]
+            return int(found[0][1]), sample
+
+        return validate_batches(batches(), suite, duplicates), shown
 
 
 warehouse_suite_checks = [
@@ -256,10 +296,8 @@ quarantine_checks = [build_quarantine_share_check(source) for source in ("users"
     description="Great Expectations suites of every published table, run on the staged mart file.",
 )
 def mart_staging__expectations(settings: LifecycleSettings) -> dg.AssetCheckResult:
-    from expectations.runner import validate_dataframe
-
     tables = list(MART_TABLES)
-    results = [validate_dataframe(read_table(settings.staging_mart_path, table), table) for table in tables]
+    results = [validate_table(settings.staging_mart_path, table, table)[0] for table in tables]
     return _suite_check_result(results, tables)
 
 

@@ -2,22 +2,19 @@
 
 The published run of the session (one run for every landed day, like `lifecycle backfill`) is
 compared with a second warehouse built by a range run of all but the last day, then the run of
-the last day, as the schedule launches it. Both publish; the marts' content hashes (every table,
+the last day, as the schedule launches it (the session fixture scheduled_runs, which test_gate
+then reuses as its good run). Both publish; the marts' content hashes (every table,
 every row; not the run id or build time) must be equal. (One daily run, not more: each run of the
 whole job costs about a minute of the suite; tests/dbt/test_incremental.py chains several days of
 the incremental facts with dbt alone.)
 """
 
 import datetime as dt
-import shutil
 
-import dagster as dg
-
-from orchestration.execution import RunWindow, execute_build_job
 from orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG
 from orchestration.publication import table_content_hashes
 
-from .conftest import E2E_CONFIG, make_settings
+from .conftest import E2E_CONFIG
 
 
 def materialized_partitions(result, asset: str) -> set[str]:
@@ -29,29 +26,21 @@ def materialized_partitions(result, asset: str) -> set[str]:
     }
 
 
-def test_range_backfill_equals_day_by_day_runs(published_run, e2e_dataset, tmp_path):
-    _, landing = e2e_dataset
+def test_range_backfill_equals_day_by_day_runs(published_run, scheduled_runs):
     end = E2E_CONFIG.end_date
-    first = dt.date.fromisoformat(published_run.result.dagster_run.tags[RANGE_START_TAG])
+    assert published_run.result.dagster_run.tags[RANGE_START_TAG] == E2E_CONFIG.start_date.isoformat()
     assert published_run.result.dagster_run.tags[RANGE_END_TAG] == end.isoformat()
+    runs = zip(scheduled_runs.windows, scheduled_runs.results, scheduled_runs.messages, strict=True)
+    for window, result, messages in runs:
+        assert result.success, f"the run for {window} failed"
+        days = {(window.start + dt.timedelta(days=offset)).isoformat() for offset in range(window.days)}
+        assert materialized_partitions(result, "fct_user_days") == days
+        assert materialized_partitions(result, "raw/events") == days
+        assert materialized_partitions(result, "dim_users") == {None}  # unpartitioned
+        # the facts are rebuilt from the window's first day, not from the first landed day
+        assert any(f"'incremental_from_date': '{window.start}'" in message for message in messages)
 
-    settings = make_settings(tmp_path)
-    shutil.copytree(landing, settings.landing_dir)
-    windows = [RunWindow(first, end - dt.timedelta(days=1), "history"), RunWindow(end, end, "day")]
-    # one instance for both runs, as in a deployment: the dbt step sees the earlier builds
-    with dg.DagsterInstance.ephemeral() as instance:
-        for window in windows:
-            result = execute_build_job(settings, instance, window=window)
-            assert result.success, f"the run for {window} failed"
-            days = {(window.start + dt.timedelta(days=offset)).isoformat() for offset in range(window.days)}
-            assert materialized_partitions(result, "fct_user_days") == days
-            assert materialized_partitions(result, "raw/events") == days
-            assert materialized_partitions(result, "dim_users") == {None}  # unpartitioned
-            # the facts are rebuilt from the window's first day, not from the first landed day
-            messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
-            assert any(f"'incremental_from_date': '{window.start}'" in message for message in messages)
-
-    day_by_day = table_content_hashes(settings.published_mart_path)
+    day_by_day = scheduled_runs.hashes
     backfill = table_content_hashes(published_run.settings.published_mart_path)
     assert sorted(day_by_day) == sorted(backfill)
     differing = sorted(table for table in backfill if backfill[table] != day_by_day[table])

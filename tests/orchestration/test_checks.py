@@ -196,15 +196,61 @@ def test_quarantine_check_samples_the_quarantined_rows_of_the_days_over_the_thre
 
 
 def test_a_partition_run_validates_the_rows_of_its_days_only(settings):
-    from orchestration.checks import rows_to_validate
+    from orchestration.checks import validate_table
 
     frame = raw_transactions(n_bad=0)
     frame["_partition_date"] = [dt.date(2025, 1, 1) + dt.timedelta(days=i % 4) for i in range(len(frame))]
+    frame.loc[frame["_partition_date"] == dt.date(2025, 1, 1), "amount"] = -1.0  # outside the window
     write_raw_transactions(settings, frame)
-    every, shown = rows_to_validate(settings.warehouse_path, "raw.transactions", None)
-    assert (len(every), shown) == (len(frame), "raw.transactions")
+    every, shown = validate_table(settings.warehouse_path, "raw.transactions", "raw_transactions")
+    assert (every.row_count, shown, every.success) == (len(frame), "raw.transactions", False)
     window = (dt.date(2025, 1, 2), dt.date(2025, 1, 3))
-    days, shown = rows_to_validate(settings.warehouse_path, "raw.transactions", window)
-    assert sorted(set(days["_partition_date"].astype(str))) == ["2025-01-02", "2025-01-03"]
-    assert len(days) == len(frame) // 2
+    days, shown = validate_table(settings.warehouse_path, "raw.transactions", "raw_transactions", window)
+    assert (days.row_count, days.success) == (len(frame) // 2, True)
     assert shown == "raw.transactions (days 2025-01-02 to 2025-01-03)"
+
+
+def big_raw_transactions(n: int) -> pd.DataFrame:
+    frame = pd.concat([raw_transactions(n_bad=0)] * (n // 40), ignore_index=True)
+    frame["transaction_id"] = [f"t{i:06d}" for i in range(len(frame))]
+    frame["order_id"] = [f"o{i:06d}" for i in range(len(frame))]
+    return frame
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    import orchestration.checks
+
+    monkeypatch.setattr(orchestration.checks, "BATCH_ROWS", 2048)  # one DuckDB vector per batch
+
+
+def test_a_large_table_is_validated_in_batches_with_the_same_outcome(settings, small_batches):
+    from expectations.runner import validate_dataframe
+    from orchestration.checks import validate_table
+
+    frame = big_raw_transactions(6000)
+    frame.loc[[10, 2500, 5000], "amount"] = -1.0  # one bad row in each batch
+    frame.loc[5990, "order_id"] = frame.loc[3, "order_id"]  # a key repeated across two batches
+    write_raw_transactions(settings, frame)
+    batched, _ = validate_table(settings.warehouse_path, "raw.transactions", "raw_transactions")
+    whole = validate_dataframe(frame, "raw_transactions")
+    assert batched.row_count == whole.row_count == 6000
+    assert [(o.rule, o.success, o.unexpected_count) for o in batched.outcomes] == [
+        (o.rule, o.success, o.unexpected_count) for o in whole.outcomes
+    ]
+    by_rule = {o.expectation_type + str(o.column): o for o in batched.outcomes}
+    assert by_rule["expect_column_values_to_be_betweenamount"].unexpected_sample == [-1.0]
+    assert len(by_rule["expect_column_values_to_be_betweenamount"].failing_rows) == 3
+    assert by_rule["expect_column_values_to_be_uniqueorder_id"].unexpected_sample == [
+        frame.loc[3, "order_id"]
+    ]
+
+
+def test_a_large_table_with_a_table_level_rule_is_read_whole(settings, small_batches):
+    from expectations.runner import validate_batches, validates_in_batches
+
+    assert validates_in_batches("raw_transactions")
+    assert validates_in_batches("fct_user_days")
+    assert not validates_in_batches("rpt_rfm_segments")  # the sum of customer_share is table-level
+    with pytest.raises(ValueError, match="table-level"):
+        validate_batches([], "rpt_rfm_segments", lambda columns: (0, []))
