@@ -248,30 +248,53 @@ def validates_in_batches(suite_name: str) -> bool:
     :func:`validate_batches`); a suite with another table-level rule needs the whole table."""
     suite = load_suite_dict(suite_name)
     allowed = ROW_LEVEL_EXPECTATIONS | set(UNIQUE_EXPECTATIONS) | {_ROW_COUNT}
-    return all(spec["type"] in allowed for spec in suite["expectations"])
-
-
-def unique_keys(suite_name: str) -> list[list[str]]:
-    """The key columns of each unique-type expectation of the suite, in suite order."""
-    keys = []
-    for spec in load_suite_dict(suite_name)["expectations"]:
+    for spec in suite["expectations"]:
+        if spec["type"] not in allowed:
+            return False
         if spec["type"] in UNIQUE_EXPECTATIONS:
-            value = spec["kwargs"][UNIQUE_EXPECTATIONS[spec["type"]]]
-            keys.append([value] if isinstance(value, str) else list(value))
-    return keys
+            try:
+                row_condition_sql(spec["kwargs"].get("row_condition"))
+            except ValueError:
+                return False
+    return True
+
+
+_SQL_OPERATORS = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def row_condition_sql(condition: Any) -> tuple[str, list]:
+    """A structured GE ``row_condition`` as a SQL predicate with ``?`` parameters (``("true", [])``
+    without one). Comparisons of a column with a value, and ``and``/``or`` groups of them; anything
+    else raises ValueError."""
+    if condition is None:
+        return "true", []
+    if not isinstance(condition, dict):
+        raise ValueError(f"row_condition {condition!r} is not a structured condition")
+    if condition.get("type") == "comparison":
+        column = (condition.get("column") or {}).get("name")
+        operator = _SQL_OPERATORS.get(condition.get("operator"))
+        if not isinstance(column, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column) or not operator:
+            raise ValueError(f"row_condition {condition!r} is not a column compared with a value")
+        return f"{column} {operator} ?", [condition.get("parameter")]
+    if condition.get("type") in ("and", "or") and condition.get("conditions"):
+        parts = [row_condition_sql(part) for part in condition["conditions"]]
+        joined = f" {condition['type']} ".join(f"({sql})" for sql, _ in parts)
+        return joined, [param for _, params in parts for param in params]
+    raise ValueError(f"row_condition {condition!r} is not supported in SQL")
 
 
 def validate_batches(
     batches: Iterable[pd.DataFrame],
     suite_name: str,
-    duplicates: Callable[[list[str]], tuple[int, list]],
+    duplicates: Callable[[list[str], tuple[str, list]], tuple[int, list]],
 ) -> SuiteResult:
     """Validate a table too large for one DataFrame, batch by batch, as one result.
 
     Row-level outcomes are added up over the batches (counts, then the first samples). The row count
     rule is checked on the total. A unique-type rule is checked on the whole table by
-    ``duplicates(key_columns)``, which returns the number of rows whose key occurs more than once
-    and a few such keys (the caller counts them in its engine, e.g. with SQL): keys duplicated
+    ``duplicates(key_columns, (predicate, params))``, which returns the number of rows (of those
+    matching the rule's ``row_condition``, see :func:`row_condition_sql`) whose key occurs more than
+    once and a few such keys (the caller counts them in its engine, e.g. with SQL): keys duplicated
     across two batches are found too. Only suites for which :func:`validates_in_batches` is true.
     """
     if not validates_in_batches(suite_name):
@@ -326,12 +349,13 @@ def _unique_outcome(
     spec: dict,
     parts: list[ExpectationOutcome],
     total_rows: int,
-    duplicates: Callable[[list[str]], tuple[int, list]],
+    duplicates: Callable[[list[str], tuple[str, list]], tuple[int, list]],
 ) -> ExpectationOutcome:
     if any(part.error for part in parts):
         return next(part for part in parts if part.error)
     value = spec["kwargs"][UNIQUE_EXPECTATIONS[spec["type"]]]
-    count, sample = duplicates([value] if isinstance(value, str) else list(value))
+    columns = [value] if isinstance(value, str) else list(value)
+    count, sample = duplicates(columns, row_condition_sql(spec["kwargs"].get("row_condition")))
     failed = [part for part in parts if not part.success]
     return replace(
         parts[0],

@@ -159,15 +159,17 @@ def validate_table(warehouse: Path, table: str, suite: str, window: tuple[dt.dat
                 yield batch
                 batch = result.fetch_df_chunk(BATCH_ROWS // 2048)
 
-        def duplicates(columns: list[str]) -> tuple[int, list]:
+        def duplicates(columns: list[str], condition: tuple[str, list]) -> tuple[int, list]:
             key = ", ".join(columns)
+            predicate, condition_params = condition
+            scope = f"{where} and ({predicate})" if where else f"where {predicate}"
             found = conn.execute(
                 f"""
                 select count(*) over () as keys, sum(n) over () as duplicated_rows, {key}
-                from (select {key}, count(*) as n from {table} {where} group by all having count(*) > 1)
+                from (select {key}, count(*) as n from {table} {scope} group by all having count(*) > 1)
                 order by all limit 5
                 """,
-                params,
+                params + condition_params,
             ).fetchall()
             if not found:
                 return 0, []

@@ -231,6 +231,7 @@ def test_a_large_table_is_validated_in_batches_with_the_same_outcome(settings, s
     frame = big_raw_transactions(6000)
     frame.loc[[10, 2500, 5000], "amount"] = -1.0  # one bad row in each batch
     frame.loc[5990, "order_id"] = frame.loc[3, "order_id"]  # a key repeated across two batches
+    frame.loc[5991, ["order_id", "transaction_type"]] = [frame.loc[4, "order_id"], "refund"]  # not an order
     write_raw_transactions(settings, frame)
     batched, _ = validate_table(settings.warehouse_path, "raw.transactions", "raw_transactions")
     whole = validate_dataframe(frame, "raw_transactions")
@@ -253,4 +254,23 @@ def test_a_large_table_with_a_table_level_rule_is_read_whole(settings, small_bat
     assert validates_in_batches("fct_user_days")
     assert not validates_in_batches("rpt_rfm_segments")  # the sum of customer_share is table-level
     with pytest.raises(ValueError, match="table-level"):
-        validate_batches([], "rpt_rfm_segments", lambda columns: (0, []))
+        validate_batches([], "rpt_rfm_segments", lambda columns, condition: (0, []))
+
+
+def test_a_row_condition_becomes_a_sql_predicate():
+    from expectations.runner import row_condition_sql
+
+    order = {
+        "column": {"name": "transaction_type"},
+        "operator": "==",
+        "parameter": "order",
+        "type": "comparison",
+    }
+    assert row_condition_sql(None) == ("true", [])
+    assert row_condition_sql(order) == ("transaction_type = ?", ["order"])
+    both = {"type": "and", "conditions": [order, {**order, "operator": "!=", "parameter": "x"}]}
+    assert row_condition_sql(both) == ("(transaction_type = ?) and (transaction_type <> ?)", ["order", "x"])
+    with pytest.raises(ValueError):
+        row_condition_sql('transaction_type == "order"')  # a legacy string condition
+    with pytest.raises(ValueError):
+        row_condition_sql({**order, "column": {"name": "a; drop table x"}})
