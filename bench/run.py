@@ -417,8 +417,8 @@ def markdown(result: dict[str, Any]) -> str:
     data, base, full, daily, clv = (result[k] for k in ("data", "baseline", "full_build", "daily", "clv"))
     host = result["machine"]
     lines = [
-        f"### Size {result['size']}: {data['users']:,} users, {data['events']:,} events, "
-        f"{data['transactions']:,} transactions, {data['days']} days",
+        f"### Size {result['size']}: {data['users']:,} users, {data['landed_rows']['events']:,} events, "
+        f"{data['landed_rows']['transactions']:,} transactions, {data['days']} days",
         "",
         f"{host['cores']} cores, {host['memory_gib']} GiB; {result['date']}; "
         f"medians of {result['repeat']} (daily: {len(daily['seconds'])} days).",
@@ -564,7 +564,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "days": args.days,
             "history_days": len(history),
             "seed": args.seed,
-            **rows,
+            "landed_rows": rows,  # of the history (the full build's input)
             "generator": config.to_dict(),
         },
         "baseline": {

@@ -32,13 +32,13 @@ def test_the_benchmark_runs_at_size_s_and_its_comparisons_hold(tmp_path):
     results = tmp_path / "results"
     result = bench.main(
         [
-            "--size", "S", "--days", "60", "--repeat", "1", "--daily-runs", "1",
+            "--size", "S", "--days", "120", "--repeat", "1", "--daily-runs", "1",
             "--work-dir", str(tmp_path / "work"), "--results-dir", str(results),
         ]
     )  # fmt: skip
     assert json.loads((results / "S.json").read_text())["size"] == "S"
     assert (results / "S.md").read_text().startswith("### Size S: 10,000 users")
-    assert result["data"]["users"] == 10_000 and result["data"]["events"] > 0
+    assert result["data"]["users"] == 10_000 and result["data"]["landed_rows"]["events"] > 0
 
     # the baseline query and fct_user_days agree on every total
     assert result["baseline"]["matches_fct_user_days"], result["baseline"]["totals"]
