@@ -16,12 +16,6 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
     return duckdb.connect(str(path), read_only=read_only)
 
 
-def read_table(path: Path, table: str) -> pd.DataFrame:
-    """Read a whole table into pandas (what the Great Expectations suites validate)."""
-    with connect(path, read_only=True) as conn:
-        return conn.sql(f"select * from {table}").df()
-
-
 def row_count(conn: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(conn.execute(f"select count(*) from {table}").fetchone()[0])
 
