@@ -555,7 +555,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--update-readme", action="store_true", help="copy the results' tables into README.md"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.daily_runs < 1 or args.repeat < 1 or args.daily_runs >= args.days:
+        parser.error("--repeat and --daily-runs must be at least 1, and --daily-runs less than --days")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
