@@ -209,22 +209,32 @@ def build_staged_mart(
 
 
 def build_staged_mart_from_arrow(
-    read_table: Callable[[str], pa.Table], staged_path: Path, run_id: str, tables: Mapping[str, str]
+    read_table: Callable[[str], pa.Table],
+    staged_path: Path,
+    run_id: str,
+    tables: Mapping[str, str],
+    column_order: Mapping[str, list[str]] | None = None,
 ) -> dict[str, int]:
     """``build_staged_mart`` for a warehouse on another engine (Spark): each mart table (published
     name -> warehouse table) is pulled whole as Arrow by ``read_table`` and written into the new DuckDB
-    file. The mart tables are aggregates and one row per user, so they fit on the publishing machine
-    even when the facts behind them need a cluster."""
+    file, its columns in the order of ``column_order`` where given (the dbt contract's order; Spark
+    stores partition columns last). The mart tables are aggregates and one row per user, so they fit
+    on the publishing machine even when the facts behind them need a cluster."""
+    column_order = column_order or {}
     staged_path.parent.mkdir(parents=True, exist_ok=True)
     remove_duckdb_file(staged_path)
     counts: dict[str, int] = {}
     with duckdb.connect() as conn:
-        conn.execute(f"attach '{staged_path}' as mart (storage_version '{MART_STORAGE_VERSION}')")
+        # each result fetched to the end: DuckDB 2.0 refuses register() while one is unfinished
+        conn.execute(f"attach '{staged_path}' as mart (storage_version '{MART_STORAGE_VERSION}')").fetchall()
         for table, source in tables.items():
-            conn.register("pulled", read_table(source))
-            conn.execute(f"create table mart.main.{table} as select * from pulled")
+            pulled = read_table(source)
+            if table in column_order:
+                pulled = pulled.select(column_order[table])
+            conn.register("pulled", pulled)
+            conn.execute(f"create table mart.main.{table} as select * from pulled").fetchall()
             conn.unregister("pulled")
-            counts[table] = int(conn.execute(f"select count(*) from mart.main.{table}").fetchone()[0])
+            counts[table] = int(conn.execute(f"select count(*) from mart.main.{table}").fetchall()[0][0])
         _write_mart_info(conn, run_id)
     return counts
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from orchestration.mart_report import render_mart_report, write_mart_report
 from orchestration.plots import MART_PLOTS, MODEL_PLOTS, draw_plots, markdown_image
-from orchestration.project import published_dbt_models
+from orchestration.project import published_dbt_columns, published_dbt_models
 from orchestration.publication import (
     MartLayout,
     PublicationError,
@@ -101,7 +101,11 @@ def mart_staging(context: dg.AssetExecutionContext, settings: LifecycleSettings)
         else:
             # a warehouse on Spark: the mart tables (aggregates, one row per user) are pulled whole
             counts = build_staged_mart_from_arrow(
-                settings.warehouse().arrow, settings.staging_mart_path, context.run.run_id, MART_TABLES
+                settings.warehouse().arrow,
+                settings.staging_mart_path,
+                context.run.run_id,
+                MART_TABLES,
+                published_dbt_columns(),
             )
     except PublicationError as err:
         raise dg.Failure(str(err)) from err
