@@ -60,7 +60,8 @@ def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
     # local mode talks to itself only: bind the driver to the loopback interface
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SPARK_LOCAL_IP", os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"))
     started = time.perf_counter()
     builder = (
         SparkSession.builder.master("local[2]")
@@ -78,6 +79,7 @@ def spark(tmp_path_factory):
     TIMINGS["spark_start"] = time.perf_counter() - started
     yield session
     session.stop()
+    patch.undo()
 
 
 @pytest.fixture(scope="module")
