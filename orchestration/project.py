@@ -92,3 +92,15 @@ def published_dbt_models(manifest_path: Path | None = None) -> dict[str, str]:
             table = node.get("alias") or node["name"]
             models[table] = f"{node['schema']}.{table}"
     return dict(sorted(models.items()))
+
+
+def published_dbt_columns(manifest_path: Path | None = None) -> dict[str, list[str]]:
+    """The declared columns of every published dbt model (table name -> column names in the
+    contract's order, which is the table's order on DuckDB). Spark stores a partition column last
+    (fct_user_days.activity_date): publication from Spark selects the columns in this order."""
+    manifest = json.loads((manifest_path or dbt_project.manifest_path).read_text())
+    columns = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model" and len(node["fqn"]) > 2 and node["fqn"][1] == "marts":
+            columns[node.get("alias") or node["name"]] = list(node["columns"])
+    return dict(sorted(columns.items()))

@@ -27,11 +27,12 @@ import hashlib
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 # DuckDB releases before 2.0 (which many BI drivers embed) cannot read a 2.0 file; a v1.4.0 file
 # opens in DuckDB 1.4.0 and every later release.
@@ -203,20 +204,56 @@ def build_staged_mart(
         for table, source in tables.items():
             conn.execute(f"create table mart.main.{table} as select * from warehouse.{source}")
             counts[table] = int(conn.execute(f"select count(*) from mart.main.{table}").fetchone()[0])
-        (as_of_date,) = conn.execute("select max(as_of_date) from mart.main.dim_users").fetchone()
-        conn.execute(
-            "create table mart.main.mart_info as select "
-            "cast($as_of as date) as as_of_date, cast($run_id as varchar) as run_id, "
-            "cast($built_at as timestamp) as built_at",
-            {
-                "as_of": as_of_date,
-                "run_id": run_id,
-                "built_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-            },
-        )
-        conn.execute("checkpoint mart")
-        conn.execute("detach mart")
+        _write_mart_info(conn, run_id)
     return counts
+
+
+def build_staged_mart_from_arrow(
+    read_table: Callable[[str], pa.Table],
+    staged_path: Path,
+    run_id: str,
+    tables: Mapping[str, str],
+    column_order: Mapping[str, list[str]] | None = None,
+) -> dict[str, int]:
+    """``build_staged_mart`` for a warehouse on another engine (Spark): each mart table (published
+    name -> warehouse table) is pulled whole as Arrow by ``read_table`` and written into the new DuckDB
+    file, its columns in the order of ``column_order`` where given (the dbt contract's order; Spark
+    stores partition columns last). The mart tables are aggregates and one row per user, so they fit
+    on the publishing machine even when the facts behind them need a cluster."""
+    column_order = column_order or {}
+    staged_path.parent.mkdir(parents=True, exist_ok=True)
+    remove_duckdb_file(staged_path)
+    counts: dict[str, int] = {}
+    with duckdb.connect() as conn:
+        # each result fetched to the end: DuckDB 2.0 refuses register() while one is unfinished
+        conn.execute(f"attach '{staged_path}' as mart (storage_version '{MART_STORAGE_VERSION}')").fetchall()
+        for table, source in tables.items():
+            pulled = read_table(source)
+            if table in column_order:
+                pulled = pulled.select(column_order[table])
+            conn.register("pulled", pulled)
+            conn.execute(f"create table mart.main.{table} as select * from pulled").fetchall()
+            conn.unregister("pulled")
+            counts[table] = int(conn.execute(f"select count(*) from mart.main.{table}").fetchall()[0][0])
+        _write_mart_info(conn, run_id)
+    return counts
+
+
+def _write_mart_info(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """``mart_info`` (as-of date, run id, build time) in the attached ``mart``, then detach it."""
+    (as_of_date,) = conn.execute("select max(as_of_date) from mart.main.dim_users").fetchone()
+    conn.execute(
+        "create table mart.main.mart_info as select "
+        "cast($as_of as date) as as_of_date, cast($run_id as varchar) as run_id, "
+        "cast($built_at as timestamp) as built_at",
+        {
+            "as_of": as_of_date,
+            "run_id": run_id,
+            "built_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        },
+    )
+    conn.execute("checkpoint mart")
+    conn.execute("detach mart")
 
 
 def verify_staged_mart(staged_path: Path, tables: Iterable[str]) -> dict[str, int]:

@@ -10,7 +10,13 @@ Environment variables (all optional):
 - ``LIFECYCLE_MAX_QUARANTINE_SHARE``: the share of quarantined rows in one (source, day) partition
   above which the blocking quarantine check fails (default 0.01).
 - ``LIFECYCLE_AS_OF_DATE``: the as-of date ``YYYY-MM-DD`` (default: the latest day found in the raw data).
-- ``LIFECYCLE_DBT_TARGET``: the dbt target of ``dbt_project/profiles.yml`` (default ``duckdb``).
+- ``LIFECYCLE_DBT_TARGET``: the dbt target of ``dbt_project/profiles.yml`` (default ``duckdb``);
+  ``spark`` switches the whole pipeline to Apache Spark (README "Scale out on Apache Spark"): dbt
+  builds on Spark, the model assets read and write their tables there, publication pulls the mart
+  from there, and the ingest assets also write the raw rows as Parquet for Spark to read.
+- ``LIFECYCLE_RAW_PARQUET_DIR``: with the ``spark`` target, the folder (or URI the cluster reads, e.g.
+  on a shared file system) of the raw rows as Parquet, one file per source per landing day (default
+  ``<data dir>/raw_parquet``).
 - ``LIFECYCLE_AUDIENCES_FILE``: the audience definitions (default ``dbt_project/audiences.yml``).
 - ``LIFECYCLE_KEEP_VERSIONS``: how many published versions of the mart (and their Parquet snapshots)
   to keep for rollback (default 7).
@@ -36,6 +42,7 @@ from dagster_dbt import DbtCliResource
 from packaging import version
 
 from models_py.landing_contract import CURRENCY_ENV, DEFAULT_CURRENCY
+from orchestration.engines import Warehouse, dbt_target, open_warehouse
 from orchestration.project import AUDIENCES_FILE, PROJECT_ROOT, dbt_executable, dbt_project
 
 # Every step that writes the warehouse file is in this pool; dagster.yaml limits pools to 1
@@ -58,6 +65,18 @@ class LifecycleSettings(dg.ConfigurableResource):
     # dbt unit tests check the SQL logic on fixed fixtures, not the data: CI runs them (the end-to-end
     # test's run does), a daily run need not (dbt recommends leaving them out of production builds).
     dbt_unit_tests: bool = False
+    # The dbt target (profiles.yml) and so the engine of the warehouse: duckdb or spark.
+    dbt_target: str = "duckdb"
+    # spark only: where the ingest assets write the raw rows as Parquet (None = <data dir>/raw_parquet)
+    raw_parquet_dir: str | None = None
+
+    def warehouse(self) -> Warehouse:
+        """The engine that holds the dbt and model tables (``dbt_target``): the DuckDB file or Spark."""
+        return open_warehouse(self.warehouse_path, self.dbt_target)
+
+    @property
+    def raw_parquet_path(self) -> Path:
+        return Path(self.raw_parquet_dir) if self.raw_parquet_dir else Path(self.data_dir) / "raw_parquet"
 
     @property
     def warehouse_path(self) -> Path:
@@ -98,9 +117,18 @@ class LifecycleSettings(dg.ConfigurableResource):
         Python models (fct_audience_members reads their scores), and dbt's default (eager) would
         run fct_audience_members' tests in the first step, before the table is rebuilt.
         """
-        keys = ("LIFECYCLE_WAREHOUSE_PATH", "DO_NOT_TRACK", "DBT_INDIRECT_SELECTION")
+        keys = (
+            "LIFECYCLE_WAREHOUSE_PATH",
+            "LIFECYCLE_DBT_TARGET",
+            "LIFECYCLE_RAW_PARQUET_DIR",
+            "DO_NOT_TRACK",
+            "DBT_INDIRECT_SELECTION",
+        )
         saved = {key: os.environ.get(key) for key in keys}
         os.environ["LIFECYCLE_WAREHOUSE_PATH"] = str(self.warehouse_path.resolve())
+        os.environ["LIFECYCLE_DBT_TARGET"] = self.dbt_target
+        if self.dbt_target == "spark":
+            os.environ["LIFECYCLE_RAW_PARQUET_DIR"] = str(self.raw_parquet_path)
         os.environ["DO_NOT_TRACK"] = "1"
         os.environ["DBT_INDIRECT_SELECTION"] = "buildable"
         try:
@@ -162,6 +190,8 @@ def settings_from_env() -> LifecycleSettings:
         currency=os.environ.get(CURRENCY_ENV) or DEFAULT_CURRENCY,
         keep_versions=int(keep),
         dbt_unit_tests=os.environ.get("LIFECYCLE_DBT_UNIT_TESTS", "").lower() in ("1", "true", "yes"),
+        dbt_target=dbt_target(),
+        raw_parquet_dir=os.environ.get("LIFECYCLE_RAW_PARQUET_DIR") or None,
     )
 
 

@@ -27,7 +27,6 @@ from models_py.churn import METHODS, ChurnModel, ChurnParams, bgnbd_p_alive_by_s
 from orchestration.checks import build_warehouse_suite_check, error_result
 from orchestration.plots import draw_model_plots, markdown_image
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
-from orchestration.warehouse import connect, write_frames
 
 SNAPSHOTS_TABLE = "intermediate.int_churn_snapshots"
 CUSTOMER_SNAPSHOTS_TABLE = "intermediate.int_churn_customer_snapshots"
@@ -152,15 +151,17 @@ def churn_risk(
     the next churn_horizon_days (gradient-boosted trees on SQL snapshots, time-based backtest against
     days-since-last-activity and BG/NBD P(alive)), its decile and the model version."""
     started = time.perf_counter()
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        snapshots = conn.sql(f"select * from {SNAPSHOTS_TABLE} order by snapshot_date, user_id").df()
-        customers = conn.sql(
-            f"select snapshot_date, user_id, frequency, recency, t, monetary_value "
-            f"from {CUSTOMER_SNAPSHOTS_TABLE} where not is_scoring_snapshot order by snapshot_date, user_id"
-        ).df()
-        scoring_date = conn.execute(
-            f"select snapshot_date from {SNAPSHOT_DATES_TABLE} where is_scoring_snapshot"
-        ).fetchone()
+    # the engine of the dbt target (DuckDB file or Spark): snapshots of active users, not events
+    warehouse = settings.warehouse()
+    snapshots = warehouse.query(f"select * from {SNAPSHOTS_TABLE} order by snapshot_date, user_id")
+    customers = warehouse.query(
+        f"select snapshot_date, user_id, frequency, recency, t, monetary_value "
+        f"from {CUSTOMER_SNAPSHOTS_TABLE} where not is_scoring_snapshot order by snapshot_date, user_id"
+    )
+    scoring_dates = warehouse.query(
+        f"select snapshot_date from {SNAPSHOT_DATES_TABLE} where is_scoring_snapshot"
+    )
+    scoring_date = None if scoring_dates.empty else (scoring_dates["snapshot_date"].iloc[0].date(),)
     if scoring_date is None or not snapshots["is_scoring_snapshot"].any():
         raise dg.Failure(
             f"{SNAPSHOTS_TABLE} has no user active in the lookback window ending on the as-of date: "
@@ -196,8 +197,7 @@ def churn_risk(
     )
 
     evaluation = _evaluation_rows(metrics, version, as_of_date)
-    write_frames(
-        settings.warehouse_path,
+    warehouse.write_frames(
         CHURN_SCHEMA,
         {
             table.removeprefix(f"{CHURN_SCHEMA}."): frame
@@ -250,11 +250,11 @@ def _evaluation_plots(evaluation: pd.DataFrame, log: Any) -> dict[str, dg.Metada
     ),
 )
 def churn_risk__outputs_in_range(settings: LifecycleSettings) -> dg.AssetCheckResult:
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        scores = conn.sql(f"select * from {CHURN_TABLE}").df()
-        evaluated = {
-            v for (v,) in conn.execute(f"select distinct model_version from {EVALUATION_TABLE}").fetchall()
-        }
+    warehouse = settings.warehouse()
+    scores = warehouse.query(f"select * from {CHURN_TABLE}")
+    evaluated = set(
+        warehouse.query(f"select distinct model_version from {EVALUATION_TABLE}")["model_version"]
+    )
     risk = scores["churn_risk"].to_numpy(dtype=float, na_value=np.nan)
     decile = scores["risk_decile"].to_numpy(dtype=float, na_value=np.nan)
     days = scores["days_since_last_active"].to_numpy(dtype=float, na_value=np.nan)
@@ -291,9 +291,8 @@ def churn_risk__outputs_in_range(settings: LifecycleSettings) -> dg.AssetCheckRe
     ),
 )
 def churn_risk__every_active_user_scored(settings: LifecycleSettings) -> dg.AssetCheckResult:
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        (expected, scored, rows, missing, extra) = conn.execute(
-            f"""
+    counts = settings.warehouse().query(
+        f"""
             with window_ as (
                 select snapshot_date, lookback_start_date
                 from {SNAPSHOT_DATES_TABLE}
@@ -305,13 +304,14 @@ def churn_risk__every_active_user_scored(settings: LifecycleSettings) -> dg.Asse
             ),
             scored as (select distinct user_id from {CHURN_TABLE})
             select
-                (select count(*) from active),
-                (select count(*) from scored),
-                (select count(*) from {CHURN_TABLE}),
-                (select count(*) from active where user_id not in (select user_id from scored)),
-                (select count(*) from scored where user_id not in (select user_id from active))
+                (select count(*) from active) as expected,
+                (select count(*) from scored) as scored,
+                (select count(*) from {CHURN_TABLE}) as row_count,
+                (select count(*) from active where user_id not in (select user_id from scored)) as missing,
+                (select count(*) from scored where user_id not in (select user_id from active)) as extra
             """
-        ).fetchone()
+    )
+    (expected, scored, rows, missing, extra) = (int(value) for value in counts.iloc[0])
     problems = []
     if missing:
         problems.append(f"{missing:,} of {expected:,} active users have no churn score")
@@ -340,10 +340,9 @@ def churn_risk__every_active_user_scored(settings: LifecycleSettings) -> dg.Asse
     ),
 )
 def churn_risk__beats_baselines(settings: LifecycleSettings) -> dg.AssetCheckResult:
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        evaluation = conn.sql(
-            f"select method, roc_auc, rows, evaluation_snapshot_date from {EVALUATION_TABLE}"
-        ).df()
+    evaluation = settings.warehouse().query(
+        f"select method, roc_auc, rows, evaluation_snapshot_date from {EVALUATION_TABLE}"
+    )
     auc = {row.method: row.roc_auc for row in evaluation.itertuples()}
     model = auc.get("model")
     lines, passed = [], model is not None and math.isfinite(model)

@@ -21,7 +21,6 @@ from models_py.clv import ClvModel, HoldoutEvaluation, evaluate_holdout
 from orchestration.checks import error_result
 from orchestration.plots import draw_model_plots, markdown_image
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
-from orchestration.warehouse import connect, write_frames
 
 SUMMARY_TABLE = "intermediate.int_customers_summarized"
 HOLDOUT_INPUT_TABLE = "intermediate.int_clv_calibration_holdout"
@@ -97,12 +96,13 @@ def customer_clv(
     Also measures the model on a holdout window (refit on int_clv_calibration_holdout) and records
     the fit in ml.customer_clv_fit and ml.customer_clv_holdout."""
     started = time.perf_counter()
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        summary = conn.sql(
-            f"select user_id, frequency, recency, t, monetary_value, as_of_date, observation_end_date "
-            f"from {SUMMARY_TABLE} order by user_id"
-        ).df()
-        holdout_input = conn.sql(f"select * from {HOLDOUT_INPUT_TABLE} order by user_id").df()
+    # the engine of the dbt target (DuckDB file or Spark): the inputs are one row per customer
+    warehouse = settings.warehouse()
+    summary = warehouse.query(
+        f"select user_id, frequency, recency, t, monetary_value, as_of_date, observation_end_date "
+        f"from {SUMMARY_TABLE} order by user_id"
+    )
+    holdout_input = warehouse.query(f"select * from {HOLDOUT_INPUT_TABLE} order by user_id")
     if summary.empty:
         raise dg.Failure(f"{SUMMARY_TABLE} is empty: no customer with a completed order to model")
     model = ClvModel(time_unit=config.time_unit).fit(summary)
@@ -140,8 +140,7 @@ def customer_clv(
         if evaluation
         else pd.DataFrame({"calibration_frequency": pd.Series([], dtype="str")})
     )
-    write_frames(
-        settings.warehouse_path,
+    warehouse.write_frames(
         CLV_SCHEMA,
         {
             table.removeprefix(f"{CLV_SCHEMA}."): frame
@@ -187,9 +186,9 @@ def _holdout_plot(holdout_table: pd.DataFrame, log: Any) -> dict[str, dg.Metadat
 # --------------------------------------------------------------- model health
 def _latest_fit(settings: LifecycleSettings) -> tuple[dict[str, Any], str | None]:
     """The row of ml.customer_clv_fit (JSON columns decoded) and the model_version(s) in ml.customer_clv."""
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        row = conn.sql(f"select * from {FIT_TABLE}").df()
-        versions = conn.sql(f"select distinct model_version from {CLV_TABLE}").fetchall()
+    warehouse = settings.warehouse()
+    row = warehouse.query(f"select * from {FIT_TABLE}")
+    versions = warehouse.query(f"select distinct model_version from {CLV_TABLE}").itertuples(index=False)
     if len(row) != 1:
         raise dg.Failure(f"{FIT_TABLE} has {len(row)} rows, expected the one fit behind {CLV_TABLE}")
     record = row.iloc[0].to_dict()
@@ -299,8 +298,7 @@ def customer_clv__gamma_gamma_q_above_1(settings: LifecycleSettings) -> dg.Asset
 )
 def customer_clv__outputs_in_range(settings: LifecycleSettings) -> dg.AssetCheckResult:
     columns = ", ".join(OUTPUT_RANGES)
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        scores = conn.sql(f"select {columns} from {CLV_TABLE}").df()
+    scores = settings.warehouse().query(f"select {columns} from {CLV_TABLE}")
     failing = {}
     for column, (low, high) in OUTPUT_RANGES.items():
         values = scores[column].to_numpy(dtype=float, na_value=np.nan)

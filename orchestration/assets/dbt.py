@@ -223,15 +223,30 @@ def with_row_counts(events: list[Any], settings: LifecycleSettings, log: Any) ->
     (views are not counted, as dagster-dbt does not count them: a view's count is a full query)."""
     started = time.perf_counter()
     counted = 0
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        for index, event in enumerate(events):
-            unique_id = getattr(event, "metadata", {}).get("unique_id")
-            node = _MANIFEST["nodes"].get(str(getattr(unique_id, "value", unique_id)))
-            if isinstance(event, dg.Output) and node and node["config"]["materialized"] != "view":
-                (rows,) = conn.execute(f"select count(*) from {node['relation_name']}").fetchone()
-                row_count = {"dagster/row_count": dg.MetadataValue.int(rows)}
-                events[index] = event.with_metadata({**event.metadata, **row_count})
-                counted += 1
+    counted_nodes = []
+    for index, event in enumerate(events):
+        unique_id = getattr(event, "metadata", {}).get("unique_id")
+        node = _MANIFEST["nodes"].get(str(getattr(unique_id, "value", unique_id)))
+        if isinstance(event, dg.Output) and node and node["config"]["materialized"] != "view":
+            counted_nodes.append((index, event, node))
+    if settings.dbt_target == "duckdb":
+        with connect(settings.warehouse_path, read_only=True) as conn:
+            counts = [
+                conn.execute(f"select count(*) from {node['relation_name']}").fetchone()[0]
+                for _, _, node in counted_nodes
+            ]
+    else:
+        # the manifest's relation names are DuckDB's (database.schema.table); schema.table is the
+        # same table on Spark, where schema and database are one
+        warehouse = settings.warehouse()
+        counts = [
+            int(warehouse.query(f"select count(*) as n from {node['schema']}.{node['alias']}")["n"].iloc[0])
+            for _, _, node in counted_nodes
+        ]
+    for (index, event, _), rows in zip(counted_nodes, counts, strict=True):
+        row_count = {"dagster/row_count": dg.MetadataValue.int(rows)}
+        events[index] = event.with_metadata({**event.metadata, **row_count})
+        counted += 1
     log.info(f"row counts of {counted} dbt models in {time.perf_counter() - started:.2f} s")
     yield from events
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.ingestion import RAW_SCHEMA, SourceReport, ensure_raw_tables, ingest_source
+from orchestration.ingestion import (
+    RAW_SCHEMA,
+    SourceReport,
+    ensure_raw_tables,
+    export_raw_parquet,
+    ingest_source,
+)
 from orchestration.partitions import daily_partitions, days_between, single_run, window_of
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 from orchestration.warehouse import connect, row_count
@@ -65,6 +71,16 @@ def build_raw_asset(source: str, description: str) -> dg.AssetsDefinition:
                 conn, landing_dir, source, loaded_at=loaded_at, partitions=days, currency=settings.currency
             )
             rows = row_count(conn, f"{RAW_SCHEMA}.{source}")
+            if settings.dbt_target == "spark":
+                # dbt on Spark reads the raw rows from Parquet files (macros/portable/raw_source.sql):
+                # rewrite the days this run loaded, and any loaded day whose file is missing
+                exported = export_raw_parquet(
+                    conn, settings.raw_parquet_path, source, [p.partition_date for p in report.loaded]
+                )
+                exported += export_raw_parquet(conn, settings.raw_parquet_path, source)
+                context.log.info(
+                    f"raw.{source}: {len(exported)} day file(s) written under {settings.raw_parquet_path}"
+                )
         seconds = round(time.perf_counter() - started, 3)
         span = f"days {window[0]} to {window[1]}" if window else "every landed day"
         context.log.info(f"{summarize(report)} ({span}) in {seconds} s; raw.{source} holds {rows:,} rows")

@@ -13,6 +13,7 @@ from the models' evaluation tables, which ``mart_staging`` saves beside the stag
 same step as the mart tables, so they belong to the same data). Neither can fail the publication.
 """
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -26,11 +27,12 @@ import pandas as pd
 
 from orchestration.mart_report import render_mart_report, write_mart_report
 from orchestration.plots import MART_PLOTS, MODEL_PLOTS, draw_plots, markdown_image
-from orchestration.project import published_dbt_models
+from orchestration.project import published_dbt_columns, published_dbt_models
 from orchestration.publication import (
     MartLayout,
     PublicationError,
     build_staged_mart,
+    build_staged_mart_from_arrow,
     publish_staged_mart,
     verify_staged_mart,
 )
@@ -92,9 +94,19 @@ def mart_staging(context: dg.AssetExecutionContext, settings: LifecycleSettings)
     """The candidate reporting mart: the mart tables copied into a new DuckDB file (storage v1.4.0)
     under a temporary name, waiting for the blocking audit before it is published."""
     try:
-        counts = build_staged_mart(
-            settings.warehouse_path, settings.staging_mart_path, context.run.run_id, MART_TABLES
-        )
+        if settings.dbt_target == "duckdb":
+            counts = build_staged_mart(
+                settings.warehouse_path, settings.staging_mart_path, context.run.run_id, MART_TABLES
+            )
+        else:
+            # a warehouse on Spark: the mart tables (aggregates, one row per user) are pulled whole
+            counts = build_staged_mart_from_arrow(
+                settings.warehouse().arrow,
+                settings.staging_mart_path,
+                context.run.run_id,
+                MART_TABLES,
+                published_dbt_columns(),
+            )
     except PublicationError as err:
         raise dg.Failure(str(err)) from err
     context.log.info(f"staged mart {settings.staging_mart_path}: {counts}")
@@ -232,11 +244,16 @@ def _save_model_evaluation(settings: LifecycleSettings, run_id: str, log: Any) -
     missing with a warning (the report then shows why its plots are absent)."""
     tables: dict[str, Any] = {}
     try:
-        with connect(settings.warehouse_path, read_only=True) as conn:
+        with contextlib.ExitStack() as stack:
+            if settings.dbt_target == "duckdb":
+                conn = stack.enter_context(connect(settings.warehouse_path, read_only=True))
+                read, errors = (lambda sql: conn.execute(sql).df()), (duckdb.Error,)
+            else:
+                read, errors = settings.warehouse().query, (Exception,)
             for name, source in MODEL_EVALUATION_TABLES.items():
                 try:
-                    frame = conn.execute(f"select * from {source}").df()
-                except duckdb.Error as err:
+                    frame = read(f"select * from {source}")
+                except errors as err:
                     log.warning(
                         f"report: cannot read {source}, its plots will be missing from the report: {err}"
                     )

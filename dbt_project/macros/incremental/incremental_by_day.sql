@@ -25,7 +25,6 @@
         'materialized': 'incremental',
         'incremental_strategy': 'insert_overwrite',
         'partition_by': [day_column],
-        'file_format': 'parquet',
         'on_schema_change': 'fail',
     }) }}
 {%- endmacro %}
@@ -73,8 +72,24 @@
     delete from {{ relation }} where {{ day_column }} > {{ as_of_date() }}
 {%- endmacro %}
 
+{#- Spark: a partition spec takes `=` only, and Parquet tables have no DELETE: list the day
+    partitions after d and drop each. Nothing to drop renders no statement (dbt skips an empty hook). -#}
 {% macro spark__delete_days_after(relation, day_column) -%}
-    alter table {{ relation }} drop if exists partition ({{ day_column }} > {{ as_of_date() }})
+    {%- if execute -%}
+        {%- set query -%}
+            select distinct cast({{ day_column }} as {{ dbt.type_string() }}) as day
+            from {{ relation }}
+            where {{ day_column }} > {{ as_of_date() }}
+            order by day
+        {%- endset -%}
+        {%- set days = run_query(query).columns[0].values() -%}
+        {%- if days | length > 0 -%}
+            alter table {{ relation }} drop if exists
+            {%- for day in days %}
+                partition ({{ day_column }} = '{{ day }}'){{ ',' if not loop.last }}
+            {%- endfor %}
+        {%- endif -%}
+    {%- endif -%}
 {%- endmacro %}
 
 

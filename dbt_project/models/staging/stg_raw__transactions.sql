@@ -5,7 +5,7 @@
 with
 
 source as (
-    select * from {{ source('raw', 'transactions') }}
+    select * from {{ raw_source('transactions') }}
 ),
 
 typed as (

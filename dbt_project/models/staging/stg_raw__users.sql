@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('raw', 'users') }}
+    select * from {{ raw_source('users') }}
 ),
 
 ranked as (

@@ -9,7 +9,7 @@ events as (
         event_id as row_key,
         occurred_at,
         _partition_date
-    from {{ source('raw', 'events') }}
+    from {{ raw_source('events') }}
     where cast(occurred_at as date) <> _partition_date
 ),
 
@@ -19,7 +19,7 @@ transactions as (
         transaction_id as row_key,
         occurred_at,
         _partition_date
-    from {{ source('raw', 'transactions') }}
+    from {{ raw_source('transactions') }}
     where cast(occurred_at as date) <> _partition_date
 )
 

@@ -1,9 +1,11 @@
 {#- Users per lifecycle stage per day, with the day's entries and exits, from the stage intervals:
     one row per day (from var history_start_date, or else the first active day in the data, to
     the as-of date d) per stage, all seven stages on every day (zeros included). A day spine
-    (a recursive CTE over days only, never users x days) carries running sums of
-    entries - exits, so users_count(t) = users_count(t - 1) + entries_count(t) - exits_count(t). -#}
-with recursive
+    (over days only, never users x days) carries running sums of entries - exits, so
+    users_count(t) = users_count(t - 1) + entries_count(t) - exits_count(t). The spine is
+    engagement_day_spine (dbt.generate_series), not a recursive CTE: Spark stops a recursive CTE
+    after 100 levels (about three months of days) unless told otherwise in Spark-only syntax. -#}
+with
 
 intervals as (
     select * from {{ ref('fct_user_stage_intervals') }}
@@ -29,16 +31,16 @@ bounds as (
     from intervals
 ),
 
-calendar_days as (
-    select spine_start_date as calendar_date
+spine_bounds as (
+    select
+        spine_start_date as calendar_start_date,
+        {{ as_of_date() }} as as_of_date
     from bounds
     where spine_start_date <= {{ as_of_date() }}
+),
 
-    union all
-
-    select cast({{ dbt.dateadd('day', 1, 'calendar_date') }} as date) as calendar_date
-    from calendar_days
-    where calendar_date < {{ as_of_date() }}
+calendar_days as (
+    {{ engagement_day_spine('spine_bounds') }}
 ),
 
 entries as (
