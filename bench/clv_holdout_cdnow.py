@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from models_py.clv import evaluate_holdout  # noqa: E402
 from models_py.datasets import write_cdnow_landing  # noqa: E402
-from orchestration.ingestion import ingest_source  # noqa: E402
+from orchestration.landing.loader import ingest_source  # noqa: E402
 from orchestration.project import DBT_PROJECT_DIR  # noqa: E402
 from orchestration.warehouse import connect  # noqa: E402
 

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from models_py.generator import GeneratorConfig, generate, write_landing  # noqa: E402
-from orchestration.ingestion import ingest_source  # noqa: E402
+from orchestration.landing.loader import ingest_source  # noqa: E402
 from orchestration.project import DBT_PROJECT_DIR, dbt_executable, load_audiences  # noqa: E402
 from orchestration.warehouse import connect  # noqa: E402
 

@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from models_py.generator import GeneratorConfig, generate, write_landing  # noqa: E402
 from orchestration.engines import SPARK_SESSION_CONF  # noqa: E402
-from orchestration.ingestion import export_raw_parquet, ingest_source  # noqa: E402
+from orchestration.landing.loader import ingest_source  # noqa: E402
+from orchestration.landing.raw_parquet import export_raw_parquet  # noqa: E402
 from orchestration.project import DBT_PROJECT_DIR, load_audiences  # noqa: E402
 from orchestration.warehouse import connect  # noqa: E402
 

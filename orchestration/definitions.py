@@ -8,8 +8,8 @@ from orchestration.assets.dbt import dbt_asset_definitions
 from orchestration.assets.ingest import raw_assets
 from orchestration.assets.publish import mart_staging, reporting_mart
 from orchestration.checks import asset_checks
+from orchestration.jobs import jobs, schedules
 from orchestration.resources import build_resources
-from orchestration.schedules import jobs, schedules
 from orchestration.sensors import sensors
 
 defs = dg.Definitions(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from models_py.landing_contract import SOURCES
+from orchestration.landing.contract import SOURCES
 from orchestration.partitions import (
     PARTITION_START_ENV,
     RANGE_END_TAG,
@@ -47,14 +47,14 @@ class RunWindow:
 
 def landed_days(landing_dir: Path) -> list[dt.date]:
     """Every day with landing files of any source, sorted."""
-    from orchestration.ingestion import landing_partitions
+    from orchestration.landing.folders import landing_partitions
 
     return sorted({day for source in SOURCES for day in landing_partitions(landing_dir, source)})
 
 
 def pending_days(settings: LifecycleSettings) -> list[dt.date]:
     """Landing days of any source whose files are new or changed since they were loaded."""
-    from orchestration.ingestion import changed_partitions
+    from orchestration.landing.folders import changed_partitions
     from orchestration.warehouse import connect
 
     landing = Path(settings.landing_dir)

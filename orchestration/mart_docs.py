@@ -84,7 +84,7 @@ PYTHON_TABLE_DOCS: dict[str, dict] = {
         ],
     },
     "mart_info": {
-        "source": "written by the publish step (orchestration/publication.py)",
+        "source": "written by the publish step (orchestration/publishing/)",
         "grain": "one row",
         "description": "What this file is: the as-of date of its data and the Dagster run that built it.",
         "columns": [

@@ -41,8 +41,8 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 from packaging import version
 
-from models_py.landing_contract import CURRENCY_ENV, DEFAULT_CURRENCY
 from orchestration.engines import Warehouse, dbt_target, open_warehouse
+from orchestration.landing.contract import CURRENCY_ENV, DEFAULT_CURRENCY
 from orchestration.project import AUDIENCES_FILE, PROJECT_ROOT, dbt_executable, dbt_project
 
 # Every step that writes the warehouse file is in this pool; dagster.yaml limits pools to 1

@@ -18,8 +18,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from models_py.landing_contract import SOURCES
-from orchestration.ingestion import INGESTED_FILES_TABLE, file_sha256, landing_day_files
+from orchestration.landing.contract import SOURCES
+from orchestration.landing.folders import file_sha256, landing_day_files
+from orchestration.landing.tables import INGESTED_FILES_TABLE
 from orchestration.partitions import daily_partitions
 from orchestration.report import REPORT_TAG, check_info_from_repository, reports_dir, write_run_report
 from orchestration.resources import LifecycleSettings

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from models_py.churn import METHODS, ChurnModel, ChurnParams, bgnbd_p_alive_by_snapshot
-from orchestration.checks import build_warehouse_suite_check, error_result
+from orchestration.checks.expectations import build_warehouse_suite_check
+from orchestration.checks.results import error_result
 from orchestration.plots import draw_model_plots, markdown_image
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from models_py.clv import ClvModel, HoldoutEvaluation, evaluate_holdout
-from orchestration.checks import error_result
+from orchestration.checks.results import error_result
 from orchestration.plots import draw_model_plots, markdown_image
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 

@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from orchestration.ingestion import INGESTED_FILES_TABLE, RAW_SCHEMA
+from orchestration.landing.tables import INGESTED_FILES_TABLE, RAW_SCHEMA
 from orchestration.partitions import daily_partitions, single_run, window_of
 from orchestration.project import dbt_project, load_audiences
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings

@@ -1,6 +1,6 @@
 """Ingest: landing files -> raw schema of the warehouse, one asset per source, day by day.
 
-The work is in ``orchestration/ingestion.py`` (no Dagster there): each (source, day) partition
+The work is in ``orchestration/landing/`` (no Dagster there): each (source, day) partition
 whose files are new or changed is reloaded in one transaction, rows that break the landing
 contract go to raw.quarantine, unchanged days are skipped.
 """
@@ -11,13 +11,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.ingestion import (
-    RAW_SCHEMA,
-    SourceReport,
-    ensure_raw_tables,
-    export_raw_parquet,
-    ingest_source,
-)
+from orchestration.landing.loader import ingest_source
+from orchestration.landing.raw_parquet import export_raw_parquet
+from orchestration.landing.reports import SourceReport
+from orchestration.landing.tables import RAW_SCHEMA, ensure_raw_tables
 from orchestration.partitions import daily_partitions, days_between, single_run, window_of
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 from orchestration.warehouse import connect, row_count

@@ -4,7 +4,7 @@
 checks ``mart_staging__expectations`` and ``mart_staging__reconciliation`` audit that file; only then
 ``reporting_mart`` exports it to Parquet, keeps it in the version history and swaps it over the
 published file with an atomic rename. BI tools read only the published file. The file operations
-live in ``orchestration/publication.py`` (no Dagster there).
+live in ``orchestration/publishing/`` (no Dagster there).
 
 With every publication ``reporting_mart`` also draws the plots of the published mart into its
 metadata and writes a self-contained HTML report of the version (``orchestration/mart_report.py``)
@@ -28,14 +28,13 @@ import pandas as pd
 from orchestration.mart_report import render_mart_report, write_mart_report
 from orchestration.plots import MART_PLOTS, MODEL_PLOTS, draw_plots, markdown_image
 from orchestration.project import published_dbt_columns, published_dbt_models
-from orchestration.publication import (
-    MartLayout,
-    PublicationError,
+from orchestration.publishing.layout import MartLayout, PublicationError
+from orchestration.publishing.staging import (
     build_staged_mart,
     build_staged_mart_from_arrow,
-    publish_staged_mart,
     verify_staged_mart,
 )
+from orchestration.publishing.versions import publish_staged_mart
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 from orchestration.warehouse import connect, row_count
 

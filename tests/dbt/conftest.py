@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from models_py.generator import GeneratorConfig, generate, write_landing
-from orchestration.ingestion import ingest_source
+from orchestration.landing.loader import ingest_source
 from orchestration.project import DBT_PROJECT_DIR
 from orchestration.warehouse import connect
 

@@ -29,9 +29,10 @@ from orchestration.assets.churn import churn_risk, churn_risk_checks
 from orchestration.assets.clv import customer_clv, customer_clv_checks
 from orchestration.assets.publish import MART_TABLES
 from orchestration.engines import SPARK_SESSION_CONF, SparkWarehouse
-from orchestration.ingestion import export_raw_parquet, ingest_source
+from orchestration.landing.loader import ingest_source
+from orchestration.landing.raw_parquet import export_raw_parquet
 from orchestration.project import DBT_PROJECT_DIR, dbt_executable, load_audiences, published_dbt_columns
-from orchestration.publication import build_staged_mart, build_staged_mart_from_arrow
+from orchestration.publishing.staging import build_staged_mart, build_staged_mart_from_arrow
 from orchestration.resources import LifecycleSettings
 from orchestration.warehouse import connect
 

@@ -88,7 +88,7 @@ def scheduled_runs(e2e_dataset, tmp_path_factory) -> ScheduledRuns:
         for window in windows:
             results.append(execute_build_job(settings, instance, window=window))
             messages.append([entry.user_message for entry in instance.all_logs(results[-1].run_id)])
-    from orchestration.publication import table_content_hashes
+    from orchestration.publishing.hashes import table_content_hashes
 
     hashes = table_content_hashes(settings.published_mart_path) if results[-1].success else {}
     return ScheduledRuns(settings, dataset, results[-1], windows, results, messages, hashes)

@@ -12,7 +12,7 @@ the incremental facts with dbt alone.)
 import datetime as dt
 
 from orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG
-from orchestration.publication import table_content_hashes
+from orchestration.publishing.hashes import table_content_hashes
 
 from .conftest import E2E_CONFIG
 
@@ -48,7 +48,7 @@ def test_range_backfill_equals_day_by_day_runs(published_run, scheduled_runs):
 
 
 def test_status_after_a_publication_is_up_to_date(published_run):
-    from orchestration.status import format_status, read_status
+    from orchestration.cli.status import format_status, read_status
 
     status = read_status(published_run.settings)
     assert status.as_of_date == E2E_CONFIG.end_date

@@ -34,10 +34,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from models_py.landing_contract import CONTRACTS, DEFAULT_CURRENCY
-from orchestration.checks import build_empty_days_check
+from orchestration.checks.quarantine import build_empty_days_check
 from orchestration.execution import execute_build_job
-from orchestration.ingestion import SourceReport, ingest_source
+from orchestration.landing.contract import CONTRACTS, DEFAULT_CURRENCY
+from orchestration.landing.loader import ingest_source
+from orchestration.landing.reports import SourceReport
 from orchestration.resources import LifecycleSettings
 
 QUARANTINED = "quarantined"

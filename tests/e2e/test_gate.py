@@ -131,7 +131,7 @@ def test_a_few_bad_rows_are_quarantined_and_the_same_mart_republishes(good_run):
     """One bad row in a late file: the row is quarantined, the run publishes, and since the good rows
     are the ones already loaded, every published table is the same as before (idempotent), only the
     run id changes. (One run of the job covers both, for the suite's time.)"""
-    from orchestration.publication import table_content_hashes
+    from orchestration.publishing.hashes import table_content_hashes
 
     settings = good_run.settings
     run_id_before = read_mart_run_id(settings.published_mart_path)

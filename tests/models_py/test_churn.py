@@ -25,7 +25,7 @@ from models_py.churn import (
     reliability_table,
 )
 from models_py.generator import GeneratorConfig, generate
-from orchestration.ingestion import ensure_raw_tables
+from orchestration.landing.tables import ensure_raw_tables
 from orchestration.project import DBT_PROJECT_DIR, dbt_executable
 from orchestration.warehouse import connect
 

@@ -35,7 +35,7 @@ from models_py.datasets import (
     cdnow_sample_path,
     write_cdnow_landing,
 )
-from orchestration.ingestion import ingest_source
+from orchestration.landing.loader import ingest_source
 from orchestration.project import DBT_PROJECT_DIR
 from orchestration.warehouse import connect
 

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from expectations.runner import ROW_SAMPLE_SIZE
-from orchestration.checks import (
+from orchestration.checks.expectations import warehouse_suite_checks
+from orchestration.checks.quarantine import build_quarantine_share_check
+from orchestration.checks.reconciliation import (
     RECONCILIATION_RULES,
     RECONCILIATION_SAMPLES,
-    build_quarantine_share_check,
     mart_staging__reconciliation,
     reconciliation_failures,
-    warehouse_suite_checks,
 )
 from orchestration.resources import LifecycleSettings
 
@@ -196,7 +196,7 @@ def test_quarantine_check_samples_the_quarantined_rows_of_the_days_over_the_thre
 
 
 def test_a_partition_run_validates_the_rows_of_its_days_only(settings):
-    from orchestration.checks import validate_table
+    from orchestration.checks.expectations import validate_table
 
     frame = raw_transactions(n_bad=0)
     frame["_partition_date"] = [dt.date(2025, 1, 1) + dt.timedelta(days=i % 4) for i in range(len(frame))]
@@ -219,14 +219,14 @@ def big_raw_transactions(n: int) -> pd.DataFrame:
 
 @pytest.fixture
 def small_batches(monkeypatch):
-    import orchestration.checks
+    import orchestration.checks.expectations
 
-    monkeypatch.setattr(orchestration.checks, "BATCH_ROWS", 2048)  # one DuckDB vector per batch
+    monkeypatch.setattr(orchestration.checks.expectations, "BATCH_ROWS", 2048)  # one DuckDB vector per batch
 
 
 def test_a_large_table_is_validated_in_batches_with_the_same_outcome(settings, small_batches):
     from expectations.runner import validate_dataframe
-    from orchestration.checks import validate_table
+    from orchestration.checks.expectations import validate_table
 
     frame = big_raw_transactions(6000)
     frame.loc[[10, 2500, 5000], "amount"] = -1.0  # one bad row in each batch

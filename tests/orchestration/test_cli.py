@@ -2,7 +2,7 @@
 
 import pytest
 
-from orchestration.cli import CONTRACT_END, CONTRACT_START, README_PATH, main, readme_with_contract
+from orchestration.cli.main import CONTRACT_END, CONTRACT_START, README_PATH, main, readme_with_contract
 
 
 def test_readme_landing_contract_matches_the_code():

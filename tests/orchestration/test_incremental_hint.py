@@ -10,7 +10,7 @@ import pytest
 
 from models_py.generator import GeneratorConfig, generate, write_landing
 from orchestration.assets.dbt import INCREMENTAL_MODEL, incremental_vars
-from orchestration.ingestion import ingest_source
+from orchestration.landing.loader import ingest_source
 from orchestration.resources import LifecycleSettings
 from orchestration.warehouse import connect
 

@@ -1,4 +1,4 @@
-"""The landing loader (orchestration/ingestion.py) on small files written to temporary folders.
+"""The landing loader (orchestration/landing/) on small files written to temporary folders.
 
 Every test uses a real DuckDB file. Row problems must land in raw.quarantine while the good rows
 of the same file load; file problems must fail only their partition; reloading must be exact.
@@ -16,14 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from models_py.landing_contract import CONTRACTS, RULES, SOURCES, contract_markdown
-from orchestration.ingestion import (
-    PROVENANCE_COLUMNS,
-    SourceReport,
-    ensure_raw_tables,
-    ingest_source,
-    landing_partitions,
-)
+from orchestration.landing.contract import CONTRACTS, RULES, SOURCES, contract_markdown
+from orchestration.landing.folders import landing_partitions
+from orchestration.landing.loader import ingest_source
+from orchestration.landing.reports import SourceReport
+from orchestration.landing.tables import PROVENANCE_COLUMNS, ensure_raw_tables
 
 LOADED_AT = dt.datetime(2026, 1, 10, 12, 0)
 DAY1, DAY2, DAY3 = dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 3)
@@ -712,7 +709,7 @@ def test_header_only_csv_empty_json_lines_and_row_less_parquet_are_empty_days(co
 def test_an_unexpected_error_rolls_back_and_the_next_run_loads_everything(
     conn, landing, monkeypatch, broken_day
 ):
-    import orchestration.ingestion as ingestion
+    import orchestration.landing.loader as ingestion
 
     for day, event_id in ((DAY1, "e1"), (DAY2, "e2"), (DAY3, "e3")):
         write_csv(landing, "events", day, "a.csv", EVENT_HEADER, events(day, event_id))

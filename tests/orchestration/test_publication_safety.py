@@ -1,7 +1,7 @@
 """Publication under stress, with real processes: a publisher SIGKILLed at each step boundary, and BI-like
 readers querying the published mart while new versions are swapped in.
 
-The publisher is a small harness that calls the real steps of ``orchestration/publication.py`` in the
+The publisher is a small harness that calls the real steps of ``orchestration/publishing/`` in the
 order ``publish_staged_mart`` calls them and kills itself at the chosen boundary (no hooks in the
 production code). Marts are tiny files built directly with DuckDB, so the whole module takes seconds.
 """
@@ -21,17 +21,11 @@ import duckdb
 import pytest
 
 from orchestration.project import PROJECT_ROOT
-from orchestration.publication import (
-    MartLayout,
-    build_staged_mart,
-    current_version,
-    list_versions,
-    mart_content_hash,
-    parquet_pointer_target,
-    publish_staged_mart,
-    rollback,
-    verify_staged_mart,
-)
+from orchestration.publishing.hashes import mart_content_hash
+from orchestration.publishing.layout import MartLayout
+from orchestration.publishing.parquet import parquet_pointer_target
+from orchestration.publishing.staging import build_staged_mart, verify_staged_mart
+from orchestration.publishing.versions import current_version, list_versions, publish_staged_mart, rollback
 
 TABLES = {"dim_users": "marts.dim_users", "customer_clv": "ml.customer_clv"}
 KEEP = 3
@@ -40,10 +34,12 @@ HARNESS = """
 import os, signal, sys, threading
 from pathlib import Path
 
-from orchestration.publication import (
-    MartLayout, build_staged_mart, finish_publication, new_version_name, prepare_version,
-    publication_lock, recover_interrupted, swap_in, verify_staged_mart,
+from orchestration.publishing.layout import MartLayout
+from orchestration.publishing.staging import build_staged_mart, verify_staged_mart
+from orchestration.publishing.versions import (
+    finish_publication, new_version_name, prepare_version, recover_interrupted, swap_in,
 )
+from orchestration.publishing.files import publication_lock
 
 root, warehouse, run_id, kill_at, keep = sys.argv[1:]
 layout = MartLayout(Path(root))
@@ -168,7 +164,7 @@ def leftovers(layout: MartLayout) -> list[str]:
 
 
 def test_the_harness_follows_the_order_of_publish_staged_mart():
-    from orchestration import publication
+    from orchestration.publishing import versions as publication
 
     source = inspect.getsource(publication.publish_staged_mart)
     steps = ["publication_lock(", "recover_interrupted(", "new_version_name(", "prepare_version("]

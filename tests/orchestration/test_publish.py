@@ -9,22 +9,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.publication import (
-    MART_STORAGE_VERSION,
-    MartLayout,
-    PublicationError,
-    build_staged_mart,
+from orchestration.publishing.hashes import mart_content_hash, table_content_hashes
+from orchestration.publishing.layout import MART_STORAGE_VERSION, MartLayout, PublicationError
+from orchestration.publishing.parquet import export_parquet, parquet_pointer_target
+from orchestration.publishing.staging import build_staged_mart, verify_staged_mart
+from orchestration.publishing.versions import (
     current_version,
-    export_parquet,
     list_versions,
-    mart_content_hash,
-    parquet_pointer_target,
     prune_versions,
     publish_staged_mart,
     rollback,
     swap_in,
-    table_content_hashes,
-    verify_staged_mart,
 )
 
 TABLES = {
@@ -247,7 +242,7 @@ def test_content_hash_ignores_row_order_and_run_columns_but_not_values(warehouse
 
 
 def test_cli_versions_and_rollback(warehouse, tmp_path, monkeypatch, capsys):
-    from orchestration.cli import main
+    from orchestration.cli.main import main
 
     data_dir = tmp_path / "data"
     monkeypatch.setenv("LIFECYCLE_DATA_DIR", str(data_dir))

@@ -12,7 +12,7 @@ import pytest
 
 from models_py.generator import GeneratorConfig, generate, write_landing
 from orchestration.definitions import defs
-from orchestration.ingestion import ingest_source
+from orchestration.landing.loader import ingest_source
 from orchestration.resources import LifecycleSettings
 from orchestration.sensors import landing_sensor
 from orchestration.warehouse import connect

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import duckdb
 
-from models_py.landing_contract import SOURCES
-from orchestration.ingestion import INGESTED_FILES_TABLE, landing_partitions
+from orchestration.landing.contract import SOURCES
+from orchestration.landing.folders import landing_partitions
+from orchestration.landing.tables import INGESTED_FILES_TABLE
 from orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG
-from orchestration.publication import MartLayout, current_version
+from orchestration.publishing.layout import MartLayout
+from orchestration.publishing.versions import current_version
 from orchestration.resources import LifecycleSettings
 from orchestration.warehouse import connect
 

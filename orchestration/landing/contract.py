@@ -2,7 +2,7 @@
 
 One :class:`SourceContract` per source (``users``, ``events``, ``transactions``) lists its
 columns (logical type, required or optional, default, allowed values, description), its key
-and its time column. The ingestion (``orchestration/ingestion.py``) derives the raw tables and
+and its time column. The ingestion (``orchestration/landing/``) derives the raw tables and
 the row checks from it, and :func:`contract_markdown` renders it as the README section, so the
 documentation and the loader cannot drift apart.
 
