@@ -23,7 +23,11 @@ def innermost_error(error) -> str:
     while getattr(error, "cause", None) is not None:
         error = error.cause
     lines = (error.message or "").strip().splitlines()
-    return f"{error.cls_name}: {lines[0] if lines else ''}".strip()
+    first = lines[0] if lines else ""
+    qualified, found, rest = first.partition(": ")
+    if found and qualified.split(".")[-1] == error.cls_name:  # "package.module.Class: text"
+        first = rest
+    return f"{error.cls_name}: {first}".strip()
 
 
 class BriefFormatter(logging.Formatter):
