@@ -35,6 +35,7 @@ from orchestration.publishing.hashes import table_content_hashes
 from orchestration.publishing.layout import MartLayout
 from orchestration.publishing.parquet import parquet_pointers
 from orchestration.publishing.versions import current_version
+from orchestration.run_guard import PID_TAG
 from orchestration.warehouse import file_state
 
 STEP_TIMEOUT = 600  # seconds a run may take to reach the step it is killed in (a loaded machine)
@@ -91,7 +92,7 @@ class Folder:
 
 
 def wait_for_step(folder: Folder, process: subprocess.Popen, log: Path, step: str, message: str = "") -> str:
-    """Poll the instance's event log until the running run has started ``step`` (and, with
+    """Poll the instance's event log until the run of ``process`` has started ``step`` (and, with
     ``message``, logged a line holding it in that step); return the run id."""
     deadline = time.monotonic() + STEP_TIMEOUT
     while not (folder.home / "dagster.yaml").exists() and process.poll() is None:
@@ -100,8 +101,9 @@ def wait_for_step(folder: Folder, process: subprocess.Popen, log: Path, step: st
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 pytest.fail(f"the run ended (exit {process.returncode}) before {step}:\n{log.read_text()}")
+            # the run of this process (an earlier, killed run may still show as STARTED)
             records = instance.get_run_records(
-                filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=1
+                filters=dg.RunsFilter(tags={PID_TAG: str(process.pid)}), limit=1
             )
             if records:
                 run_id = records[0].dagster_run.run_id

@@ -449,16 +449,19 @@ def test_rollback_is_refused_while_the_data_folder_is_held(tmp_path, monkeypatch
     publish(warehouse, layout, 2)
     before = hashlib.sha256(layout.published.read_bytes()).hexdigest()
     monkeypatch.setenv("LIFECYCLE_DATA_DIR", str(data))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "no_dagster_home"))
     holder = start_python(HOLD, str(data))
     try:
         ready(holder, "held")
         assert main(["rollback"]) == data_lock.BUSY_EXIT_CODE
+        (line,) = capsys.readouterr().out.splitlines()
+        assert main(["status"]) == 0
+        status = capsys.readouterr().out
     finally:
         kill(holder)
-    (line,) = capsys.readouterr().out.splitlines()
-    assert line.startswith(
-        f"Rollback refused: The data folder {data} is in use by run run-of-the-holder (lifecycle "
-    )
+    who = f"run run-of-the-holder (lifecycle run, pid {holder.pid} on {data_lock.this_host()}, started "
+    assert line.startswith(f"Rollback refused: The data folder {data} is in use by {who}")
+    assert f"Running now: {who}" in status
     assert hashlib.sha256(layout.published.read_bytes()).hexdigest() == before
     assert main(["rollback"]) == 0
 
