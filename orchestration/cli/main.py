@@ -549,8 +549,13 @@ def run_command(
                 prepare_landing(settings, args, force=False)
             log.info("checking the dbt manifest (parsing the dbt project if it changed)")
             prepare_dbt_manifest()
-            what = f"a {window}" if window else settings.dataset
-            log.info("%s: build_mart_job on %s (Dagster home %s)", command, what, os.environ["DAGSTER_HOME"])
+            log.info(
+                "%s: build_mart_job on %s%s (Dagster home %s)",
+                command,
+                settings.dataset,
+                f", {window}" if window else "",
+                os.environ["DAGSTER_HOME"],
+            )
             ok = run_pipeline(settings, window, trigger=command, run_id=run_id, rebuild=rebuild)
     except data_lock.DataFolderBusy as err:
         print(err)
