@@ -109,7 +109,8 @@ class UniqueAmong:
 class RowCheck:
     """One row check, in the order the ingestion applies them (the first that fails wins).
 
-    ``kind`` is one of :data:`CHECK_KINDS`; ``rule`` is the code written to ``raw.quarantine``.
+    ``kind`` is one of :data:`CHECK_KINDS`; ``rule`` is the code written to ``raw.quarantine``;
+    ``column`` is '' for a check of the whole row (``malformed_row``).
     """
 
     rule: str
@@ -119,7 +120,9 @@ class RowCheck:
 
 #: Row-check kinds in evaluation order; see :data:`RULES` for what each means.
 CHECK_KINDS: tuple[str, ...] = (
+    "malformed_row",
     "null",
+    "control_character",
     "malformed_id",
     "unparseable_timestamp",
     "timestamp_outside_partition",
@@ -132,7 +135,19 @@ CHECK_KINDS: tuple[str, ...] = (
 
 #: Quarantine rule codes (``<column>`` stands for a column name) and their meaning, in order.
 RULES: tuple[tuple[str, str], ...] = (
+    (
+        "malformed_row",
+        "a CSV row with more or fewer values than the header has columns (a stray delimiter, a "
+        "missing value, an unbalanced quote); `record` holds the row's original text as a JSON string",
+    ),
     ("null_<column>", "a required column is absent from the row or empty (`''` counts as empty)"),
+    (
+        "control_character",
+        "a value holds a control character: U+0000 to U+001F except tab, so a NUL byte, and also a "
+        "line break inside a quoted CSV value (no column of the contract holds multi-line text, and a "
+        "line break in a value is most often a stray quote that took in the next rows); the detail "
+        "shows them escaped (`\\x00`, `\\n`)",
+    ),
     ("malformed_id", f"an id is not 1 to {ID_MAX_LENGTH} characters from `A-Z a-z 0-9 _ . : -`"),
     (
         "unparseable_timestamp",
@@ -215,17 +230,22 @@ class SourceContract:
     def row_checks(self) -> tuple[RowCheck, ...]:
         """Every row check of this source in evaluation order (the first that fails wins).
 
-        By kind in :data:`CHECK_KINDS` order, then by column in contract order:
-        nulls of required columns, malformed ids, unparseable timestamps, the time column
+        By kind in :data:`CHECK_KINDS` order, then by column in contract order: a CSV row with
+        the wrong number of values, nulls of required columns, control characters in any column
+        (as text), malformed ids, unparseable timestamps, the time column
         outside the day folder, unparseable then negative amounts, unknown enum values, a
         currency other than the mart's, and last duplicate keys (checked only among rows that
         passed every other check, so a bad row never shadows a good one).
         """
         checks: list[RowCheck] = []
         for kind in CHECK_KINDS:
+            if kind == "malformed_row":
+                checks.append(RowCheck("malformed_row", kind, ""))
             for col in self.columns:
                 if kind == "null" and col.required:
                     checks.append(RowCheck(f"null_{col.name}", kind, col.name))
+                elif kind == "control_character":
+                    checks.append(RowCheck("control_character", kind, col.name))
                 elif kind == "malformed_id" and col.is_id:
                     checks.append(RowCheck("malformed_id", kind, col.name))
                 elif kind == "unparseable_timestamp" and col.logical_type == "timestamp":

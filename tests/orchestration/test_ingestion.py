@@ -364,7 +364,7 @@ FILE_CASES = {
     "truncated parquet": ("a.parquet", _truncated_parquet, "could not be read"),
     "not UTF-8": ("a.csv", _latin1_csv, "not valid UTF-8"),
     "empty CSV": ("a.csv", _empty_csv, "needs a header row"),
-    "cut JSON line": ("a.jsonl", _cut_json_line, "line 2 (counting non-empty lines) is not a JSON object"),
+    "cut JSON line": ("a.jsonl", _cut_json_line, "line 2 is not a JSON object"),
     "numbers for an id in Parquet": (
         "a.parquet",
         _numeric_ids_parquet,
@@ -637,11 +637,14 @@ def test_other_files_in_a_day_folder_are_ignored_and_listed(conn, landing):
 
     report = ingest(conn, landing, "events")
 
-    assert sorted(report.partitions[0].ignored_files) == [
+    ignored = report.to_metadata()["ignored_paths"]
+    assert sorted(ignored) == [
         "events/2025-03-01/.a.csv.tmp", "events/2025-03-01/_SUCCESS", "events/2025-03-01/_b.csv",
-        "events/2025-03-01/notes.txt",
+        "events/2025-03-01/notes.txt", "events/README.md",
     ]  # fmt: skip
-    assert report.ignored_paths == ["events/README.md"]
+    assert ignored["events/2025-03-01/notes.txt"].startswith("not a data file: data files end in .csv")
+    assert ignored["events/2025-03-01/_SUCCESS"].startswith("the name starts with . or _")
+    assert ignored["events/README.md"].startswith("not in a day folder")
     assert raw_ids(conn, "events") == ["e1"]
 
 
