@@ -373,7 +373,9 @@ def ingest_source(
     ensure_raw_tables(conn)
     scanned = scan_source(landing_dir, source)
     days = scanned.days
-    report = SourceReport(source, later_partitions=scanned.later_than(until), ignored_paths=scanned.all_ignored())
+    report = SourceReport(
+        source, later_partitions=scanned.later_than(until), ignored_paths=scanned.all_ignored()
+    )
     with utc_session(conn), quarantine_scratch(conn):
         stored = stored_fingerprints(conn, source)
         if partitions is None:

@@ -93,8 +93,7 @@ def check_text(data: bytes) -> None:
         )
     if b"\r" in data and b"\n" not in data:
         raise LandingFileError(
-            "uses CR-only line endings (classic Mac): save it with LF or CRLF line endings and "
-            "re-deliver it"
+            "uses CR-only line endings (classic Mac): save it with LF or CRLF line endings and re-deliver it"
         )
 
 
@@ -256,7 +255,9 @@ def _read_jsonl(
         raise
     if split:
         offset = data.index(_JSONL_DELIMITER.encode())
-        raise LandingFileError(_raw_control_problem(int(line_of(line_breaks(data), offset)), _JSONL_DELIMITER))
+        raise LandingFileError(
+            _raw_control_problem(int(line_of(line_breaks(data), offset)), _JSONL_DELIMITER)
+        )
     lines = lines.append_column(ROW_COLUMN, pa.array(np.arange(1, lines.num_rows + 1, dtype=np.int64)))
     view = "_ingest_jsonl_lines"
     conn.register(view, lines)
@@ -358,11 +359,11 @@ def read_file(
     missing = [name for name in contract.required_columns if name not in columns]
     # A JSON lines file without any line has no columns at all: zero rows, nothing missing.
     if missing and not (file.file_format.startswith("jsonl") and table.num_rows == 0):
-        hint = " (is the header row missing?)" if file.file_format.startswith("csv") else ""
-        renamed = "".join(f" (was {old} renamed to {new}?)" for old, new in likely_renames(missing, extra))
+        renames = likely_renames(missing, extra)
+        hint = " (is the header row missing?)" if file.file_format.startswith("csv") and not renames else ""
+        hint += "".join(f" (was `{old}` renamed to `{new}`?)" for old, new in renames)
         raise LandingFileError(
-            f"lacks the required column(s) {', '.join(missing)}{hint}{renamed}; it has "
-            f"{', '.join(columns) or 'none'}"
+            f"lacks the required column(s) {', '.join(missing)}{hint}; it has {', '.join(columns) or 'none'}"
         )
     defaulted = [
         col
@@ -399,7 +400,8 @@ def renamed_optional_problem(defaulted: list[Column], unknown: list[str]) -> str
     absent = ", ".join(f"`{col.name}` (default {col.default_text})" for col in defaulted)
     extra = ", ".join(f"`{name}`" for name in unknown)
     guesses = " ".join(
-        f"was `{old}` renamed to `{new}`?" for old, new in likely_renames([c.name for c in defaulted], unknown)
+        f"was `{old}` renamed to `{new}`?"
+        for old, new in likely_renames([c.name for c in defaulted], unknown)
     )
     first = defaulted[0]
     return (

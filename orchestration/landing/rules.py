@@ -165,9 +165,7 @@ class FileSql:
                     continue  # not a single control byte in the column: nothing to check
                 cond = f"regexp_matches(r{i}, {lit(CONTROL_SQL)})"
                 detail = said + lit(
-                    " holds a control character (shown escaped as \\xNN, \\n, \\r); a text value "
-                    "may hold none of U+0000 to U+001F but tab (a line break in a value is often a "
-                    "stray quote that took in the next rows)"
+                    " holds a control character (U+0000 to U+001F other than tab; shown escaped)"
                 )
             elif check.kind == "null":
                 cond = f"r{i} is null"

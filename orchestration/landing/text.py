@@ -148,9 +148,7 @@ def place_malformed_rows(data: bytes, texts: list[str], good_count: int) -> Malf
     lengths = np.array(sorted({len(text) for text in wanted}), dtype=np.int64)
     starts, ends = found.starts[1:], found.ends[1:]
     candidates = np.flatnonzero(np.isin(ends - starts, lengths))
-    bad = np.array(
-        [i for i in candidates.tolist() if data[starts[i] : ends[i]] in wanted], dtype=np.int64
-    )
+    bad = np.array([i for i in candidates.tolist() if data[starts[i] : ends[i]] in wanted], dtype=np.int64)
     if len(bad) != len(texts):
         return None
     is_bad = np.zeros(len(starts), dtype=bool)
