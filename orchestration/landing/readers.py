@@ -78,15 +78,20 @@ def _decompress(data: bytes, file_format: str) -> bytes:
 
 def check_text(data: bytes) -> None:
     """Refuse a text file padded with NUL bytes (not completely written) or with CR-only line endings."""
-    content = data.rstrip(b"\r\n")
-    padding = len(content) - len(content.rstrip(b"\x00"))
-    if padding == len(content) and padding:
+    end = len(data)
+    while end and data[end - 1] in b"\r\n":  # a final line break after the padding
+        end -= 1
+    padding = 0
+    if end and data[end - 1] == 0:  # (no copy of the file unless it ends in NUL)
+        not_nul = np.flatnonzero(np.frombuffer(data, dtype=np.uint8, count=end))
+        padding = end - (int(not_nul[-1]) + 1 if len(not_nul) else 0)
+    if padding and padding == end:
         raise LandingFileError(
             f"holds nothing but {padding:,} NUL bytes (\\x00): it was never written (a crashed or "
             "pre-allocated copy?); re-deliver it"
         )
     if padding:
-        line = int(line_of(line_breaks(data), len(content) - padding))
+        line = int(line_of(line_breaks(data), end - padding))
         raise LandingFileError(
             f"ends with {padding:,} NUL bytes (\\x00) from line {line} on: it was not completely "
             "written (a crashed or pre-allocated copy?); re-deliver it"
