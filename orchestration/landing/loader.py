@@ -10,22 +10,29 @@ loads it into DuckDB, one **partition** (source, UTC day folder) at a time:
   ones are in one transaction (consecutive partitions of one call share it, up to
   ``COMMIT_ROWS`` rows). A day folder that disappeared stays loaded and is reported.
 * **Row problems** go to ``raw.quarantine`` with a rule code, a sentence naming the column and
-  the value, and the original row as JSON; the other rows load. A transaction in another currency
-  than the mart's one (:func:`configured_currency`) is a row problem too. For every file
-  ``rows_read == rows_loaded + rows_quarantined`` (checked before the commit).
-* **File problems** (unreadable, truncated, not UTF-8, no CSV header, a required column missing)
-  fail the partition: nothing of it changes, the error names the file and says what to do, and
-  the other partitions and sources still load. ``ingest_source`` reports them and does not raise;
-  it raises only for programming and database errors.
+  the value (control characters escaped), the original row as JSON and the row's line; the other
+  rows load. A CSV row with the wrong number of values (``malformed_row``), a control character in
+  a value and a transaction in another currency than the mart's one (:func:`configured_currency`)
+  are row problems too. For every file ``rows_read == rows_loaded + rows_quarantined`` (checked
+  before the commit).
+* **File problems** (unreadable, truncated, not UTF-8, CR-only line endings, NUL padding, no CSV
+  header, a required column missing, an unknown column beside a missing optional column with a
+  default) fail the partition: nothing of it changes, the error names the file (and the line and
+  column where it applies) and says what to do, and the other partitions and sources still load.
+  ``ingest_source`` reports them and does not raise; it raises only for programming and database
+  errors.
+* **What is not read** is reported with the reason: day folders after ``until`` (left for later
+  runs), folders that are not a real date, other files, hidden names, sub-folders, broken links.
 
 CSV and JSON lines are read with pyarrow as text (UTF-8 checked), Parquet as typed; every rule
 is a vectorised DuckDB expression (no Python loop over rows), evaluated with the connection's
 ``TimeZone`` set to UTC for the duration of the call. No Dagster here: the ingest asset calls
 :func:`ensure_raw_tables` and :func:`ingest_source`.
 
-Row numbers are 1-based data rows of the file, blank lines not counted: for CSV the line is
-``row_number + 1`` (the header is line 1) unless blank lines or quoted values spanning lines come
-before; for JSON lines the row number is the line number unless blank lines come before.
+Row numbers are 1-based data rows of the file (a malformed CSV row keeps its place), blank lines
+not counted. ``raw.quarantine.line_number`` is the physical line the row starts on (the CSV
+header is line 1, blank lines count, a quoted value spanning lines moves the later rows down; see
+``orchestration/landing/text.py``), computed only for files with quarantined rows.
 """
 
 from __future__ import annotations
