@@ -417,9 +417,9 @@ def contract_markdown() -> str:
         "- **Days not over yet**: a run loads the days up to the last complete UTC day, or up to the "
         "as-of date when one is set. A day folder dated later (the day in progress, or a date in the "
         "future by mistake) is left for a later run: the load report lists it (`later_partitions`), "
-        "`raw_<source>__landing_folder` warns (not about the folder of the day in progress: that one is expected), and "
-        "`lifecycle run` builds up to the latest complete landed day and says which folders it left. "
-        "It never stops a run.",
+        "`raw_<source>__landing_folder` warns (not about the folder of the day in progress: that one "
+        "is expected), `lifecycle run` builds up to the latest complete landed day and says which "
+        "folders it left, and `lifecycle status` lists them apart. It never stops a run.",
         "- **Columns** are matched by name (case-sensitive). Optional columns may be left out of a "
         "file. A column the contract does not know is recorded (load report, "
         "`raw.ingested_files.extra_columns`), not loaded, and the non-blocking check "
