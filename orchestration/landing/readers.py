@@ -387,33 +387,41 @@ def read_file(
     return ReadFile(file, index, len(raw), sha256, table, columns, extra, text, header_columns, lines)
 
 
+def _similarity(name: str, other: str) -> float:
+    name, other = name.lower(), other.lower()
+    if name in other or other in name:  # `type` for `transaction_type`
+        return 0.9
+    return difflib.SequenceMatcher(None, name, other).ratio()  # `state` for `status`: 0.73
+
+
 def likely_renames(absent: list[str], unknown: list[str]) -> list[tuple[str, str]]:
-    """(contract column, file column) pairs that look like a rename: each absent column with the
-    most similar unknown column (any, when there is one), each unknown column used once."""
-    pairs, left = [], list(unknown)
-    for name in absent:
-        if not left:
-            break
-        best = max(left, key=lambda other: difflib.SequenceMatcher(None, name.lower(), other.lower()).ratio())
-        pairs.append((name, best))
-        left.remove(best)
-    return pairs
+    """(contract column, file column) pairs that look like a rename, each column in one pair at
+    most, the most alike first: names at least half alike (or one inside the other), or the only
+    absent and the only unknown column."""
+    only_pair = len(absent) == 1 and len(unknown) == 1
+    scored = sorted(
+        (-_similarity(name, other), i, j) for i, name in enumerate(absent) for j, other in enumerate(unknown)
+    )
+    pairs: list[tuple[int, int]] = []
+    for minus_score, i, j in scored:
+        if (-minus_score >= 0.5 or only_pair) and all(i != a and j != b for a, b in pairs):
+            pairs.append((i, j))
+    return [(absent[i], unknown[j]) for i, j in sorted(pairs)]
 
 
 def renamed_optional_problem(defaulted: list[Column], unknown: list[str]) -> str:
     """Why a file that lacks optional columns with a default and has unknown columns is refused."""
     absent = ", ".join(f"`{col.name}` (default {col.default_text})" for col in defaulted)
     extra = ", ".join(f"`{name}`" for name in unknown)
-    guesses = " ".join(
-        f"was `{old}` renamed to `{new}`?"
-        for old, new in likely_renames([c.name for c in defaulted], unknown)
-    )
-    first = defaulted[0]
+    renames = likely_renames([col.name for col in defaulted], unknown)
+    guesses = " ".join(f"was `{old}` renamed to `{new}`?" for old, new in renames)
+    first = next(col for col in defaulted if col.name == (renames[0][0] if renames else col.name))
+    many = "s" if len(defaulted) > 1 else ""
     return (
         f"has the unknown column{'s' if len(unknown) > 1 else ''} {extra} and lacks the optional "
-        f"column{'s' if len(defaulted) > 1 else ''} {absent}: {guesses} Loaded as it is, every row "
-        f"would take the default (`{first.name}` = {first.default_text}). Rename the column back, or, "
-        f"if {extra} is something else, add the column{'s' if len(defaulted) > 1 else ''} (empty "
+        f"column{many} {absent}: {guesses or 'is one of them a contract column under another name?'} "
+        f"Loaded as it is, every row would take the default (`{first.name}` = {first.default_text}). "
+        f"Rename the column back, or, if {extra} is something else, add the column{many} (empty "
         "values take the default) and re-deliver the file"
     )
 
