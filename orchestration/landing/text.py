@@ -25,8 +25,9 @@ _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 # One CSV record as the pyarrow reader splits it (comma delimiter, '"' quotes, doubled quotes as
 # escapes): a quote opens a quoted value only at the start of a value; after the closing quote the
 # value goes on unquoted (where a quote is an ordinary character); a quote that never closes runs
-# to the end of the file. Possessive quantifiers: no backtracking on large files.
-_VALUE = rb'(?:"(?:[^"]++|"")*+(?:"[^,\r\n]*+|\Z)|[^,\r\n]*+)'
+# to the end of the file but for a last line break. Possessive quantifiers where they can be: no
+# backtracking on large files.
+_VALUE = rb'(?:"(?:[^"]++|"")*+"[^,\r\n]*+|"(?:[^"]|"")*?(?=(?:\r\n|\n|\r)?\Z)|[^,\r\n]*+)'
 _RECORD = re.compile(rb"(" + _VALUE + rb"(?:," + _VALUE + rb")*+)(?:\r\n|\n|\r|\Z)")
 _VALUE_AND_DELIMITER = re.compile(_VALUE + rb"(?:,|\Z)")
 
