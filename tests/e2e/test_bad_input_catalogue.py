@@ -224,6 +224,12 @@ def order_before_signup(dataset, landing: Path) -> list[Path]:
     return [_late_file(landing, "transactions", frame, "before-signup")]
 
 
+def refund_of_no_order(dataset, landing: Path) -> list[Path]:
+    frame = _orders_of_a_day(dataset, 0.6).head(1)  # a known user, after the sign-up
+    frame[["transaction_id", "order_id", "transaction_type"]] = ["t_refund_1", "o_no_such_order", "refund"]
+    return [_late_file(landing, "transactions", frame, "orphan-refund")]
+
+
 def many_foreign_currency_rows(dataset, landing: Path) -> list[Path]:
     frame = _orders_of_a_day(dataset, 0.7).head(5)
     frame["transaction_id"] = [f"t_eur_{i}" for i in range(len(frame))]
@@ -340,6 +346,8 @@ CATALOGUE: tuple[BadInput, ...] = (
     BadInput("order before the user's sign-up", "transactions",
              "an order on the sign-up day, hours before signup_at", BLOCKED,
              "assert_transactions_follow_signup", deliver=order_before_signup, run="dbt"),
+    BadInput("refund of no order", "transactions", "a refund whose order_id matches no order", BLOCKED,
+             "assert_refunds_match_completed_orders", deliver=refund_of_no_order, run="dbt"),
 )  # fmt: skip
 BY_KIND = {bad.kind: bad for bad in CATALOGUE}
 
