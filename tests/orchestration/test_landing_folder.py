@@ -109,3 +109,35 @@ def test_a_landing_folder_with_only_future_days_says_which_folder_and_what_to_do
         ValueError, match=r"every landing day folder .* is dated after .*events/2999-01-01/.*rename"
     ):
         default_window(settings)
+
+
+def test_the_ingest_asset_leaves_a_future_folder_and_lists_what_it_did_not_read(settings):
+    import dagster as dg
+
+    from orchestration.assets.ingest import raw_assets
+    from orchestration.checks.quarantine import landing_folder_checks
+
+    landing = Path(settings.landing_dir)
+    deliver(landing, "events", "2025-03-01")
+    deliver(landing, "events", "2999-01-01")
+    deliver(landing, "events", "2025-03-01", name="notes.txt")
+    events = next(asset for asset in raw_assets if asset.key == dg.AssetKey(["raw", "events"]))
+    checks = [check for check in landing_folder_checks if "raw_events" in str(check.check_keys)]
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [events, *checks], partition_key="2025-03-01", resources={"settings": settings}, instance=instance
+        )
+        logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("raw__events")
+    ingestion = materialization.metadata["ingestion"].data
+    assert ingestion["loaded_partitions"] == ["2025-03-01"] and ingestion["later_partitions"] == [
+        "2999-01-01"
+    ]
+    assert list(ingestion["ignored_paths"]) == ["events/2025-03-01/notes.txt"]
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed and "events/2999-01-01/" in evaluation.description
+    assert any("left for a later run (not loaded): events/2999-01-01/" in m for m in logged)
+    assert any("are not read: events/2025-03-01/notes.txt (not a data file" in m for m in logged)
