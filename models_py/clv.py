@@ -54,7 +54,10 @@ with warnings.catch_warnings():
     from lifetimes import BetaGeoFitter, GammaGammaFitter
     from lifetimes.utils import ConvergenceError
 
+from models_py.errors import CannotFitError
+
 __all__ = [
+    "CannotFitError",
     "ClvModel",
     "HoldoutEvaluation",
     "SUMMARY_COLUMNS",
@@ -198,20 +201,23 @@ class ClvModel:
 
         Raises
         ------
+        CannotFitError
+            If the data cannot support an honest fit: fewer than :data:`MIN_GAMMA_GAMMA_CUSTOMERS`
+            customers have a repeat purchase with positive value (none at all when the summary
+            is empty), or a model fails at every step of :data:`FIT_LADDER`. The message gives the
+            data's shape and each attempt's failure; ``facts`` the numbers.
         ValueError
-            If a column is missing or breaks a rule, if fewer than
-            :data:`MIN_GAMMA_GAMMA_CUSTOMERS` customers have a repeat purchase with positive
-            value, or if a model fails at every step of :data:`FIT_LADDER`; the message gives
-            the data's shape and each attempt's failure.
+            If a column is missing or breaks a rule (an input error, not a lack of data).
         """
-        freq, rec, t, monetary = _validated_summary(summary)
+        freq, rec, t, monetary = _validated_summary(summary, allow_empty=True)
         is_gg = (freq > 0) & (monetary > 0)
         shape = {**_shape(freq, t), "n_gamma_gamma_customers": int(is_gg.sum())}
         if shape["n_gamma_gamma_customers"] < MIN_GAMMA_GAMMA_CUSTOMERS:
-            raise ValueError(
-                f"summary has only {shape['n_gamma_gamma_customers']} customers with frequency > 0 and "
-                f"monetary_value > 0; Gamma-Gamma needs at least {MIN_GAMMA_GAMMA_CUSTOMERS} "
-                f"(data: {_describe(shape)}). Wait for more repeat purchases or widen the window."
+            raise CannotFitError(
+                f"Gamma-Gamma needs at least {MIN_GAMMA_GAMMA_CUSTOMERS} repeat customers (frequency > 0 "
+                f"and monetary_value > 0), found {shape['n_gamma_gamma_customers']} "
+                f"(data: {_describe(shape)}). Wait for more repeat purchases or widen the window.",
+                facts={**shape, "min_gamma_gamma_customers": MIN_GAMMA_GAMMA_CUSTOMERS},
             )
         bgf, bg_info = self._fit_bgnbd(freq, rec, t, shape)
         ggf, gg_info = self._fit_gamma_gamma(freq[is_gg], monetary[is_gg], shape)
@@ -358,10 +364,11 @@ class ClvModel:
                     "failed_attempts": failures,
                 }
             failures.append(f"step {step} (penalizer {pen:g}, tol {tol:g}): {problem}")
-        raise ValueError(
+        raise CannotFitError(
             f"{name} fit failed at every step of the ladder ({'; '.join(failures)}). "
             f"Data: {_describe(shape)}, time_unit={self.time_unit!r}. In the customer summary, {hint}; "
-            "or pass a larger penalizer_coef."
+            "or pass a larger penalizer_coef.",
+            facts={**shape, "model": name, "failed_attempts": failures},
         )
 
     # -------------------------------------------------------------- predict
@@ -395,6 +402,13 @@ class ClvModel:
             Same index as ``summary``; columns ``p_alive``, ``expected_purchases_{h}d`` per horizon,
             ``expected_avg_order_value`` and ``clv``. The BG/NBD quantities are computed once per
             distinct ``(frequency, recency, t)`` and broadcast back.
+
+        Raises
+        ------
+        CannotFitError
+            If a score is not finite (the message names the rows and the parameters).
+        ValueError
+            For a broken input or argument.
         """
         if not hasattr(self, "params_"):
             raise RuntimeError("ClvModel is not fitted: call fit(summary) before predict(summary).")
@@ -446,10 +460,14 @@ class ClvModel:
         out = pd.DataFrame(result, index=summary.index)
         bad = ~np.isfinite(out.to_numpy()).all(axis=1)
         if bad.any():
-            raise ValueError(
+            # Not expected with expected_purchases (no log of 2F1, Euler's form where 2F1 overflows):
+            # if it happens, the model cannot score these customers, and no score is better than a
+            # silently filtered one.
+            raise CannotFitError(
                 f"predict produced non-finite values for {int(bad.sum())} of {len(out)} rows "
-                f"(e.g. index {list(summary.index[bad][:5])}; max frequency {int(freq.max())}). "
-                "The hypergeometric term of BG/NBD can overflow for extreme histories: check those rows."
+                f"(e.g. index {list(summary.index[bad][:5])}; max frequency {int(freq.max())}; "
+                f"BG/NBD {self.params_['bgnbd']}): check those customers' histories.",
+                facts={"non_finite_rows": int(bad.sum()), "rows": len(out), "params": self.params_},
             )
         return out
 
@@ -588,8 +606,10 @@ def evaluate_holdout(
 
     Raises
     ------
+    CannotFitError
+        For a fit that fails at every ladder step, or predictions that are not finite.
     ValueError
-        For a broken input (column and rule named) or a fit that fails at every ladder step.
+        For a broken input (column and rule named).
 
     Notes
     -----
@@ -624,7 +644,7 @@ def evaluate_holdout(
     )
     predicted = expected[grouped.ngroup().to_numpy()]
     if not np.isfinite(predicted).all():
-        raise ValueError(
+        raise CannotFitError(
             f"the holdout predictions are not finite for {int((~np.isfinite(predicted)).sum())} customers "
             f"(data: {_describe(shape)}); check the calibration summary's extreme histories."
         )
@@ -736,7 +756,9 @@ def expected_purchases(
 
 
 # ---------------------------------------------------------------- helpers
-def _numeric_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> dict[str, np.ndarray]:
+def _numeric_columns(
+    frame: pd.DataFrame, columns: Sequence[str], what: str, *, allow_empty: bool = False
+) -> dict[str, np.ndarray]:
     """The named columns of ``frame`` as float arrays, after checking they exist and are numeric."""
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
@@ -746,7 +768,7 @@ def _numeric_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> 
             f"{what} is missing column(s) {missing}; expected {list(columns)} "
             "(times in days, one row per customer)."
         )
-    if len(frame) == 0:
+    if len(frame) == 0 and not allow_empty:
         raise ValueError(f"{what} has no rows: there are no customers to fit or score.")
     arrays = {}
     for col in columns:
@@ -783,9 +805,11 @@ def _checked_times(
     return freq, rec, t
 
 
-def _validated_summary(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _validated_summary(
+    summary: pd.DataFrame, *, allow_empty: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Check the summary's columns and rules; return frequency, recency, t, monetary_value as float arrays."""
-    arrays = _numeric_columns(summary, SUMMARY_COLUMNS, "summary")
+    arrays = _numeric_columns(summary, SUMMARY_COLUMNS, "summary", allow_empty=allow_empty)
     check = _rule_checker(summary, "the customer summary")
     freq, rec, t = _checked_times(arrays, check)
     monetary = arrays["monetary_value"]
@@ -824,8 +848,8 @@ def _shape(freq: np.ndarray, t: np.ndarray) -> dict[str, Any]:
     return {
         "n_customers": len(freq),
         "n_repeat_customers": int((freq > 0).sum()),
-        "max_frequency": int(freq.max()),
-        "max_t_days": float(t.max()),
+        "max_frequency": int(freq.max()) if len(freq) else 0,
+        "max_t_days": float(t.max()) if len(t) else 0.0,
     }
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from models_py import clv
-from models_py.clv import ClvModel, evaluate_holdout
+from models_py.clv import CannotFitError, ClvModel, evaluate_holdout
 from models_py.generator import GeneratedDataset, GeneratorConfig, generate
 
 with warnings.catch_warnings():
@@ -676,10 +676,26 @@ def test_validation_first_buyer_rules_and_missing_column(cdnow, day_model):
         day_model.predict(cdnow.drop(columns="monetary_value"))
 
 
-def test_too_few_repeat_customers_fail_clearly(cdnow):
+def test_too_few_repeat_customers_cannot_fit_and_say_why(cdnow):
     few = pd.concat([cdnow[cdnow["frequency"] == 0], cdnow[cdnow["frequency"] > 0].head(5)])
-    with pytest.raises(ValueError, match=r"only 5 customers with frequency > 0 and monetary_value > 0"):
+    with pytest.raises(
+        CannotFitError, match=r"Gamma-Gamma needs at least 30 repeat customers .*found 5 "
+    ) as err:
         ClvModel().fit(few)
+    assert err.value.facts["n_gamma_gamma_customers"] == 5
+    assert err.value.facts["n_customers"] == len(few)
+    assert err.value.facts["min_gamma_gamma_customers"] == clv.MIN_GAMMA_GAMMA_CUSTOMERS
+
+
+def test_no_customer_yet_cannot_fit_but_a_broken_summary_is_an_input_error(cdnow):
+    with pytest.raises(CannotFitError, match=r"needs at least 30 repeat customers .*found 0 ") as err:
+        ClvModel().fit(cdnow.head(0))
+    assert err.value.facts["n_customers"] == 0
+    # A missing column or a broken rule is not a lack of data: a plain ValueError.
+    for broken in (cdnow.head(0).drop(columns="t"), cdnow.assign(recency=-1.0)):
+        with pytest.raises(ValueError) as err:
+            ClvModel().fit(broken)
+        assert not isinstance(err.value, CannotFitError)
 
 
 # ----------------------------------------------------------- convergence
@@ -753,7 +769,9 @@ def test_penalizer_ladder_retries_then_reports_data_shape(cdnow, monkeypatch):
             raise ConvergenceError("forced failure")
 
     monkeypatch.setattr(clv, "BetaGeoFitter", NeverConverges)
-    with pytest.raises(ValueError, match=r"BG/NBD fit failed.*n_customers=2357.*max_frequency=29") as failed:
+    with pytest.raises(
+        CannotFitError, match=r"BG/NBD fit failed.*n_customers=2357.*max_frequency=29"
+    ) as failed:
         ClvModel().fit(cdnow)
     for step, (pen, tol) in enumerate(clv.FIT_LADDER):
         assert f"step {step} (penalizer {pen:g}, tol {tol:g}): ConvergenceError" in str(failed.value)
@@ -781,7 +799,9 @@ def test_gamma_gamma_without_population_mean_fails_clearly(cdnow):
     heavy = cdnow.copy()
     spend = (np.random.default_rng(2).pareto(0.6, len(heavy)) + 1) * 10
     heavy["monetary_value"] = np.where(heavy["frequency"] > 0, spend, 0.0)
-    with pytest.raises(ValueError, match=r"Gamma-Gamma fit failed.*q = .* <= 1.*n_gamma_gamma_customers=946"):
+    with pytest.raises(
+        CannotFitError, match=r"Gamma-Gamma fit failed.*q = .* <= 1.*n_gamma_gamma_customers=946"
+    ):
         ClvModel().fit(heavy)
 
 
