@@ -165,19 +165,25 @@ def root_error_message(error) -> str:
 
 
 def print_check_results(result) -> None:
-    """Every failed check with its reason; the project's own checks by name; dbt tests as a count."""
+    """Every failed check with its reason (WARN for a warning, which never blocks); the project's own
+    checks by name; dbt tests as a count."""
+    from dagster import AssetCheckSeverity
+
     from orchestration.assets.dbt import dbt_test_check_names
 
     dbt_tests = dbt_test_check_names()
     evaluations = result.get_asset_check_evaluations()
     passed = sum(evaluation.passed for evaluation in evaluations)
-    print(f"\nChecks: {passed} of {len(evaluations)} passed")
+    warned = sum(not e.passed and e.severity == AssetCheckSeverity.WARN for e in evaluations)
+    print(f"\nChecks: {passed} of {len(evaluations)} passed" + (f", {warned} warned" if warned else ""))
     dbt_passed = 0
     for evaluation in sorted(evaluations, key=lambda e: (e.passed, e.check_name)):
         if evaluation.passed and evaluation.check_name in dbt_tests:
             dbt_passed += 1
             continue
         status = "PASS" if evaluation.passed else "FAIL"
+        if not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN:
+            status = "WARN"
         print(f"  {status}  {evaluation.asset_key.to_user_string()} :: {evaluation.check_name}")
         if not evaluation.passed and evaluation.description:
             for line in evaluation.description.splitlines():
@@ -208,7 +214,19 @@ def print_summary(settings: LifecycleSettings) -> None:
         for stage, users, share in stages:
             print(f"  {stage:<14}{users:>10,}  {share:>5}%")
         print(f"  {'total':<14}{sum(row[1] for row in stages):>10,}")
+        unfitted = dict(
+            conn.execute(
+                "select model, not_fitted_reason from rpt_model_status where not is_fitted order by model"
+            ).fetchall()
+            if "rpt_model_status" in tables
+            else []
+        )
+        for model, reason in unfitted.items():
+            print(f"\n{model}: not fitted, no scores published: {reason}")
         print("\nTop customers by CLV:")
+        if "customer_clv" in unfitted:
+            print("  none: the CLV model was not fitted (see above)")
+            return
         rows = conn.execute(
             "select c.user_id, u.lifecycle_stage, c.frequency, round(c.p_alive, 3), round(c.clv, 2) "
             "from customer_clv c join dim_users u using (user_id) order by c.clv desc, c.user_id limit 5"
