@@ -19,6 +19,7 @@ from orchestration.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     daily_partitions,
+    last_complete_day,
 )
 from orchestration.resources import LifecycleSettings, build_resources
 
@@ -27,11 +28,13 @@ BUILD_JOB_NAME = "build_mart_job"
 
 @dataclass(frozen=True)
 class RunWindow:
-    """The partition window of a run and why it was chosen."""
+    """The partition window of a run and why it was chosen; ``later``: landing day folders dated
+    after ``end`` that the run leaves for later runs (``<source>/<YYYY-MM-DD>/``)."""
 
     start: dt.date
     end: dt.date
     reason: str
+    later: tuple[str, ...] = ()
 
     @property
     def days(self) -> int:
@@ -42,7 +45,13 @@ class RunWindow:
 
     def __str__(self) -> str:
         span = self.start.isoformat() if self.start == self.end else f"{self.start} to {self.end}"
-        return f"{span} ({self.days} day{'s' if self.days != 1 else ''}; {self.reason})"
+        text = f"{span} ({self.days} day{'s' if self.days != 1 else ''}; {self.reason})"
+        if self.later:
+            shown = ", ".join(self.later[:5]) + (
+                f" and {len(self.later) - 5} more" if len(self.later) > 5 else ""
+            )
+            text += f"; left for later runs: {len(self.later)} day folder(s) dated after {self.end}: {shown}"
+        return text
 
 
 def landed_days(landing_dir: Path) -> list[dt.date]:
@@ -50,6 +59,16 @@ def landed_days(landing_dir: Path) -> list[dt.date]:
     from orchestration.landing.folders import landing_partitions
 
     return sorted({day for source in SOURCES for day in landing_partitions(landing_dir, source)})
+
+
+def later_day_folders(landing_dir: Path, after: dt.date) -> list[str]:
+    """The day folders with landing files dated after ``after``: ``<source>/<YYYY-MM-DD>/``, by day."""
+    from orchestration.landing.folders import landing_partitions
+
+    found = [
+        (day, source) for source in SOURCES for day in landing_partitions(landing_dir, source) if day > after
+    ]
+    return [f"{source}/{day.isoformat()}/" for day, source in sorted(found)]
 
 
 def pending_days(settings: LifecycleSettings) -> list[dt.date]:
@@ -78,22 +97,38 @@ def check_window(start: dt.date, end: dt.date) -> None:
         )
     if end > last:
         raise ValueError(
-            f"{end} is after the last complete day {last}: a day is a partition once it is over (UTC)"
+            f"{end} is after the last complete day {last}: a day is a partition once it is over (UTC); "
+            f"end the window on {last} or earlier"
         )
 
 
 def default_window(settings: LifecycleSettings, as_of: dt.date | None = None) -> RunWindow:
     """What `lifecycle run` builds: from the oldest new or changed landing day up to the latest
-    landed day (or ``as_of``); the latest day alone when nothing changed."""
-    days = landed_days(Path(settings.landing_dir))
+    landed day that is over (or ``as_of``); the latest day alone when nothing changed.
+
+    Day folders dated after the last complete UTC day (or after ``as_of``) are left for later runs
+    and listed in the window's ``later``: a folder dated in the future by mistake never stops a run.
+    """
+    landing = Path(settings.landing_dir)
+    days = landed_days(landing)
     if not days:
         raise ValueError(f"no landing files under {settings.landing_dir}: nothing to build")
-    end = as_of or days[-1]
+    last = last_complete_day()
+    due = [day for day in days if day <= (as_of or last)]
+    if as_of is None and not due:
+        later = later_day_folders(landing, last)
+        raise ValueError(
+            f"every landing day folder under {settings.landing_dir} is dated after {last}, the last "
+            f"complete day (UTC): {', '.join(later[:5])}{' ...' if len(later) > 5 else ''}. A day is "
+            "built once it is over; if a folder's date is wrong, rename or remove it"
+        )
+    end = as_of or due[-1]
+    later = tuple(later_day_folders(landing, end))
     pending = [day for day in pending_days(settings) if day <= end]
     if pending:
-        window = RunWindow(min(pending), end, f"{len(pending)} new or changed landing day(s)")
+        window = RunWindow(min(pending), end, f"{len(pending)} new or changed landing day(s)", later)
     else:
-        window = RunWindow(end, end, "no new or changed landing day: the latest day again")
+        window = RunWindow(end, end, "no new or changed landing day: the latest day again", later)
     check_window(window.start, window.end)
     return window
 

@@ -79,3 +79,18 @@ def window_of(
 
 def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def last_complete_day() -> dt.date:
+    """The latest day that is over (UTC): the last daily partition (the day before the first one
+    while there is none)."""
+    key = daily_partitions.get_last_partition_key()
+    if key:
+        return dt.date.fromisoformat(key)
+    return daily_partitions.start.date() - dt.timedelta(days=1)
+
+
+def last_loadable_day(as_of: dt.date | None) -> dt.date:
+    """The last landing day a run may load: the as-of date when one is set, else the last complete
+    UTC day. Day folders dated after it wait for a later run."""
+    return as_of or last_complete_day()

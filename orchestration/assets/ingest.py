@@ -15,7 +15,14 @@ from orchestration.landing.loader import ingest_source
 from orchestration.landing.raw_parquet import export_raw_parquet
 from orchestration.landing.reports import SourceReport
 from orchestration.landing.tables import RAW_SCHEMA, ensure_raw_tables
-from orchestration.partitions import daily_partitions, days_between, single_run, window_of
+from orchestration.partitions import (
+    daily_partitions,
+    days_between,
+    last_complete_day,
+    last_loadable_day,
+    single_run,
+    window_of,
+)
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
 from orchestration.warehouse import connect, row_count
 
@@ -61,11 +68,20 @@ def build_raw_asset(source: str, description: str) -> dg.AssetsDefinition:
             )
         window = window_of(context)
         days = days_between(*window) if window else None
+        # Day folders after the as-of date (or after the last complete day) wait for a later run.
+        until = last_loadable_day(settings.parsed_as_of_date())
+        until = max(until, window[1]) if window else until
         loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         with connect(settings.warehouse_path) as conn:
             ensure_raw_tables(conn)
             report = ingest_source(
-                conn, landing_dir, source, loaded_at=loaded_at, partitions=days, currency=settings.currency
+                conn,
+                landing_dir,
+                source,
+                loaded_at=loaded_at,
+                partitions=days,
+                currency=settings.currency,
+                until=until,
             )
             rows = row_count(conn, f"{RAW_SCHEMA}.{source}")
             if settings.dbt_target == "spark":
@@ -87,6 +103,21 @@ def build_raw_asset(source: str, description: str) -> dg.AssetsDefinition:
             context.log.warning(
                 f"{len(missing)} day(s) of the window have no landing files under "
                 f"{landing_dir / source}: {shown}"
+            )
+        if report.later_partitions:
+            later = ", ".join(f"{source}/{day.isoformat()}/" for day in report.later_partitions)
+            # the folder of the day in progress is expected; one dated after it is a mistake
+            expected = report.later_partitions == [last_complete_day() + dt.timedelta(days=1)]
+            (context.log.info if expected else context.log.warning)(
+                f"{len(report.later_partitions)} day folder(s) dated after {until} are left for a later run "
+                f"(not loaded): {later}"
+            )
+        if report.ignored_paths:
+            ignored = "; ".join(f"{entry.path} ({entry.reason})" for entry in report.ignored_paths[:10])
+            more = f"; and {len(report.ignored_paths) - 10} more" if len(report.ignored_paths) > 10 else ""
+            context.log.warning(
+                f"{len(report.ignored_paths)} path(s) under {landing_dir / source} are not read: "
+                f"{ignored}{more}"
             )
         metadata = {
             "dagster/row_count": rows,

@@ -8,7 +8,12 @@ values and rows), which the UI shows as ``failing_rows`` (markdown) and the vali
 """
 
 from orchestration.checks.expectations import mart_staging__expectations, warehouse_suite_checks
-from orchestration.checks.quarantine import empty_days_checks, quarantine_checks
+from orchestration.checks.quarantine import (
+    empty_days_checks,
+    landing_folder_checks,
+    quarantine_checks,
+    unknown_columns_checks,
+)
 from orchestration.checks.reconciliation import mart_staging__reconciliation
 
 asset_checks = [
@@ -17,4 +22,6 @@ asset_checks = [
     mart_staging__expectations,
     mart_staging__reconciliation,
     *empty_days_checks,
+    *unknown_columns_checks,
+    *landing_folder_checks,
 ]

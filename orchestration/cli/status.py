@@ -16,7 +16,7 @@ import duckdb
 from orchestration.landing.contract import SOURCES
 from orchestration.landing.folders import landing_partitions
 from orchestration.landing.tables import INGESTED_FILES_TABLE
-from orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG
+from orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG, last_loadable_day
 from orchestration.publishing.layout import MartLayout
 from orchestration.publishing.versions import current_version
 from orchestration.resources import LifecycleSettings
@@ -35,6 +35,10 @@ class MartStatus:
     warehouse_note: str | None = None
     pending: list[dt.date] = field(default_factory=list)
     runs: list[dict[str, str]] = field(default_factory=list)
+    # Day folders dated after the last day a run loads now (the as-of date or the last complete
+    # UTC day): left for later runs, not counted as landed or pending.
+    horizon: dt.date | None = None
+    later: list[str] = field(default_factory=list)
 
     @property
     def latest_landed(self) -> dt.date | None:
@@ -65,8 +69,11 @@ def read_status(settings: LifecycleSettings) -> MartStatus:
             ).fetchone()
         status.version = current_version(layout)
     landing = Path(settings.landing_dir)
+    status.horizon = last_loadable_day(settings.parsed_as_of_date())
     for source in SOURCES:
         days = landing_partitions(landing, source) if landing.is_dir() else []
+        status.later += [f"{source}/{day.isoformat()}/" for day in days if day > status.horizon]
+        days = [day for day in days if day <= status.horizon]
         status.landed[source] = (days[0], days[-1], len(days)) if days else None
     if not settings.warehouse_path.exists():
         status.warehouse_note = "no warehouse yet: nothing loaded"
@@ -77,7 +84,8 @@ def read_status(settings: LifecycleSettings) -> MartStatus:
             (status.loaded_up_to,) = conn.execute(
                 f"select max(partition_date) from {INGESTED_FILES_TABLE}"
             ).fetchone()
-        status.pending = pending_days(settings) if landing.is_dir() else []
+        pending = pending_days(settings) if landing.is_dir() else []
+        status.pending = [day for day in pending if day <= status.horizon]
     except duckdb.Error as err:
         status.warehouse_note = (
             f"warehouse busy or unreadable (a run may be writing it): {str(err).splitlines()[0]}"
@@ -143,6 +151,12 @@ def format_status(status: MartStatus, now: dt.datetime) -> list[str]:
         )
     else:
         lines.append("Pending: no new or changed landing files")
+    if status.later:
+        shown = ", ".join(status.later[:5]) + (" ..." if len(status.later) > 5 else "")
+        lines.append(
+            f"Later: {len(status.later)} day folder(s) dated after {status.horizon}, left for later runs: "
+            f"{shown}"
+        )
     if status.runs:
         lines.append("Last runs of build_mart_job (newest first):")
         lines.append(

@@ -109,7 +109,8 @@ class UniqueAmong:
 class RowCheck:
     """One row check, in the order the ingestion applies them (the first that fails wins).
 
-    ``kind`` is one of :data:`CHECK_KINDS`; ``rule`` is the code written to ``raw.quarantine``.
+    ``kind`` is one of :data:`CHECK_KINDS`; ``rule`` is the code written to ``raw.quarantine``;
+    ``column`` is '' for a check of the whole row (``malformed_row``).
     """
 
     rule: str
@@ -119,7 +120,9 @@ class RowCheck:
 
 #: Row-check kinds in evaluation order; see :data:`RULES` for what each means.
 CHECK_KINDS: tuple[str, ...] = (
+    "malformed_row",
     "null",
+    "control_character",
     "malformed_id",
     "unparseable_timestamp",
     "timestamp_outside_partition",
@@ -132,7 +135,19 @@ CHECK_KINDS: tuple[str, ...] = (
 
 #: Quarantine rule codes (``<column>`` stands for a column name) and their meaning, in order.
 RULES: tuple[tuple[str, str], ...] = (
+    (
+        "malformed_row",
+        "a CSV row with more or fewer values than the header has columns (a stray delimiter, a "
+        "missing value, an unbalanced quote); `record` holds the row's original text as a JSON string",
+    ),
     ("null_<column>", "a required column is absent from the row or empty (`''` counts as empty)"),
+    (
+        "control_character",
+        "a value holds a control character: U+0000 to U+001F except tab, so a NUL byte, and also a "
+        "line break inside a quoted CSV value (no column of the contract holds multi-line text, and a "
+        "line break in a value is most often a stray quote that took in the next rows); the detail "
+        "shows them escaped (`\\x00`, `\\n`)",
+    ),
     ("malformed_id", f"an id is not 1 to {ID_MAX_LENGTH} characters from `A-Z a-z 0-9 _ . : -`"),
     (
         "unparseable_timestamp",
@@ -215,17 +230,22 @@ class SourceContract:
     def row_checks(self) -> tuple[RowCheck, ...]:
         """Every row check of this source in evaluation order (the first that fails wins).
 
-        By kind in :data:`CHECK_KINDS` order, then by column in contract order:
-        nulls of required columns, malformed ids, unparseable timestamps, the time column
+        By kind in :data:`CHECK_KINDS` order, then by column in contract order: a CSV row with
+        the wrong number of values, nulls of required columns, control characters in any column
+        (as text), malformed ids, unparseable timestamps, the time column
         outside the day folder, unparseable then negative amounts, unknown enum values, a
         currency other than the mart's, and last duplicate keys (checked only among rows that
         passed every other check, so a bad row never shadows a good one).
         """
         checks: list[RowCheck] = []
         for kind in CHECK_KINDS:
+            if kind == "malformed_row":
+                checks.append(RowCheck("malformed_row", kind, ""))
             for col in self.columns:
                 if kind == "null" and col.required:
                     checks.append(RowCheck(f"null_{col.name}", kind, col.name))
+                elif kind == "control_character":
+                    checks.append(RowCheck("control_character", kind, col.name))
                 elif kind == "malformed_id" and col.is_id:
                     checks.append(RowCheck("malformed_id", kind, col.name))
                 elif kind == "unparseable_timestamp" and col.logical_type == "timestamp":
@@ -385,14 +405,30 @@ def contract_markdown() -> str:
         "One folder per source and UTC day: `<landing>/<source>/<YYYY-MM-DD>/<files>`. A (source, day) "
         "is a **partition**, loaded as a whole.",
         "",
-        f"- **Files**: {formats}. CSV: UTF-8, comma-separated, a header row, an empty field is null. "
-        "JSON lines: one UTF-8 JSON object per line, numbers and strings both accepted. Parquet: as "
-        "written (text columns as strings, timestamps as timestamps or ISO strings, amounts as "
-        "numbers or strings). Other files, sub-folders and names starting with `.` or `_` are "
-        "ignored (and listed in the load report); so are folders under `<source>/` that are not a "
-        "`YYYY-MM-DD` date.",
+        f"- **Files**: {formats}. CSV: UTF-8, comma-separated, a header row, an empty field is null, "
+        "LF or CRLF line endings. JSON lines: one UTF-8 JSON object per line, numbers and strings "
+        "both accepted. Parquet: as written (text columns as strings, timestamps as timestamps or ISO "
+        "strings, amounts as numbers or strings).",
+        "- **Not read**: other files, names starting with `.` or `_`, sub-folders of a day folder, "
+        "broken symbolic links, and folders under `<source>/` that are not a real `YYYY-MM-DD` date "
+        "(`2025-02-30`). The load report (`ignored_paths`) lists each with the reason, and the "
+        "non-blocking check `raw_<source>__landing_folder` warns while it is there: nothing is skipped "
+        "without a word.",
+        "- **Days not over yet**: a run loads the days up to the last complete UTC day, or up to the "
+        "as-of date when one is set. A day folder dated later (the day in progress, or a date in the "
+        "future by mistake) is left for a later run: the load report lists it (`later_partitions`), "
+        "`raw_<source>__landing_folder` warns (not about the folder of the day in progress: that one "
+        "is expected), `lifecycle run` builds up to the latest complete landed day and says which "
+        "folders it left, and `lifecycle status` lists them apart. It never stops a run.",
         "- **Columns** are matched by name (case-sensitive). Optional columns may be left out of a "
-        "file; extra columns are accepted, recorded in the load report and not loaded.",
+        "file. A column the contract does not know is recorded (load report, "
+        "`raw.ingested_files.extra_columns`), not loaded, and the non-blocking check "
+        "`raw_<source>__unknown_columns` warns while a loaded file has one. But a file that has an "
+        "unknown column **and** lacks an optional column with a default (`order_id`, "
+        "`transaction_type`, `status`) is refused: the unknown column is most likely the missing one "
+        "renamed (`state` for `status`), and every row would take the default (a cancelled order "
+        "would count as revenue). The error names both and the likely rename; rename the column back, "
+        "or add the missing one (empty values take the default).",
         f"- **Ids**: 1 to {ID_MAX_LENGTH} characters from `A-Z a-z 0-9 _ . : -`.",
         "- **Timestamps**: ISO 8601 (a date alone is midnight; fractions of a second are kept to the "
         "microsecond). Without an offset a timestamp means UTC; with one (`Z`, `+02:00`) it is "
@@ -421,16 +457,23 @@ def contract_markdown() -> str:
         "lists it). `raw.<source>` holds the contract's columns and `_source_file`, `_partition_date`, "
         "`_row_number` and `_loaded_at`.",
         "- **Row problems** quarantine the row, in `raw.quarantine` (source, day, file, 1-based data "
-        "row number, rule, detail, the original row as JSON); the file's other rows load. One rule per "
-        "row, the first that fails in this order:",
+        "row number, rule, detail, the original row as JSON, and `line_number`: the line of the file "
+        "the row starts on, where the CSV header is line 1 and blank lines count, so a quoted value "
+        "that spans lines puts the rows after it on later lines; for JSON lines the line; null for "
+        "Parquet); the file's other rows load. Details show control characters escaped (`\\x00`). One "
+        "rule per row, the first that fails in this order:",
         "",
         rules,
         "",
         "- **File problems** fail the whole partition and keep its previously loaded rows: a file that "
-        "cannot be read (corrupt, truncated, not UTF-8, a JSON line that is not an object), a CSV "
+        "cannot be read (corrupt, truncated, a JSON line that is not an object or holds a raw control "
+        "character), text that is not UTF-8 (the error names the line and, for CSV, the column), CR-only "
+        "line endings (classic Mac), a file ending in NUL bytes (not completely written), a CSV "
         "without a header, a required column missing from the file (for JSON lines: from every line), "
-        "or a Parquet column whose type cannot hold the contract's (numbers for an id). Fix: re-deliver "
-        "the file; the next run loads the day. Other days and sources load.",
+        "an unknown column where an optional column with a default is missing (see **Columns**), or a "
+        "Parquet column whose type cannot hold the contract's (numbers for an id). Error messages show "
+        "control characters escaped. Fix: re-deliver the file; the next run loads the day. Other days "
+        "and sources load.",
         "- **Across sources** (dbt tests at error severity on the staging models, not the loader: the "
         "sources load independently and a loaded day is not read again, so a user delivered a day "
         "late would leave a quarantined transaction behind for good): when `users` has rows, every "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,47 @@ class DataFile:
 
 
 @dataclass(frozen=True)
+class Ignored:
+    """An entry of the landing folder that no load reads, and why (listed in the load report and
+    named by the non-blocking check ``raw_<source>__landing_folder``)."""
+
+    path: str  # POSIX, relative to the landing folder; a folder ends in "/"
+    reason: str
+
+
+@dataclass(frozen=True)
 class DayFolder:
     partition_date: dt.date
     files: tuple[DataFile, ...]
-    ignored: tuple[str, ...]
+    ignored: tuple[Ignored, ...]
+
+
+@dataclass(frozen=True)
+class SourceFolder:
+    """What ``<landing>/<source>/`` holds: day folders with data files, and everything else."""
+
+    source: str
+    days: dict[dt.date, DayFolder]
+    ignored: tuple[Ignored, ...]  # not in a day folder of ``days`` (the days' own are in each DayFolder)
+
+    def all_ignored(self) -> list[Ignored]:
+        """Every ignored entry under ``<source>/``, day folders' contents included, by path."""
+        found = [*self.ignored, *(entry for folder in self.days.values() for entry in folder.ignored)]
+        return sorted(found, key=lambda entry: entry.path)
+
+    def later_than(self, day: dt.date | None) -> list[dt.date]:
+        """The day folders (with data files) dated after ``day``, sorted ([] when ``day`` is None)."""
+        return [] if day is None else sorted(d for d in self.days if d > day)
+
+
+HIDDEN = "the name starts with . or _ (hidden or temporary): never read"
+SUB_FOLDER = "a sub-folder of a day folder: not read"
+NO_DATA_FILE = "not a data file: data files end in " + ", ".join(FILE_FORMATS)
+NOT_A_DATE = "not a real date: a day folder is named YYYY-MM-DD"
+NOT_A_DAY_FOLDER = "not a day folder: day folders are named YYYY-MM-DD"
+NOT_IN_A_DAY_FOLDER = "not in a day folder: files go in <source>/YYYY-MM-DD/"
+EMPTY_DAY_FOLDER = "a day folder without data files"
+NOT_A_FILE = "neither a regular file nor a folder"
 
 
 def _file_format(name: str) -> str | None:
@@ -64,50 +102,81 @@ def _relpath(path: Path, landing_dir: Path) -> str:
     return path.relative_to(landing_dir).as_posix()
 
 
+def _broken_link(entry: Path) -> str | None:
+    """Why ``entry`` is not read when it is a symbolic link to nothing (or a loop), else None."""
+    if not entry.is_symlink() or entry.exists():
+        return None
+    try:
+        target = os.readlink(entry)
+    except OSError:
+        target = "?"
+    return f"a broken symbolic link (to {target}, which does not exist)"
+
+
 def scan_day(landing_dir: Path, folder: Path, day: dt.date) -> DayFolder:
     files, ignored = [], []
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         rel = _relpath(entry, landing_dir)
-        fmt = _file_format(entry.name) if entry.is_file() else None
-        if fmt is None or entry.name.startswith((".", "_")):
-            ignored.append(rel + ("/" if entry.is_dir() else ""))
+        broken = _broken_link(entry)
+        if broken is not None:
+            ignored.append(Ignored(rel, broken))
+        elif entry.is_dir():
+            ignored.append(Ignored(rel + "/", HIDDEN if entry.name.startswith((".", "_")) else SUB_FOLDER))
+        elif entry.name.startswith((".", "_")):
+            ignored.append(Ignored(rel, HIDDEN))
+        elif not entry.is_file():
+            ignored.append(Ignored(rel, NOT_A_FILE))
+        elif (fmt := _file_format(entry.name)) is None:
+            ignored.append(Ignored(rel, NO_DATA_FILE))
         else:
             files.append(DataFile(rel, entry, fmt, entry.stat().st_size))
     return DayFolder(day, tuple(files), tuple(ignored))
 
 
-def scan_source(landing_dir: Path, source: str) -> tuple[dict[dt.date, DayFolder], list[str]]:
-    """Day folders holding at least one data file, and what else lies under ``<source>/``."""
+def scan_source(landing_dir: Path, source: str) -> SourceFolder:
+    """Day folders of ``<landing_dir>/<source>/`` holding at least one data file, and every other
+    entry with the reason it is not read."""
     base = landing_dir / source
     days: dict[dt.date, DayFolder] = {}
-    ignored: list[str] = []
+    ignored: list[Ignored] = []
     if not base.is_dir():
-        return days, ignored
+        return SourceFolder(source, days, ())
     for entry in sorted(base.iterdir(), key=lambda p: p.name):
-        day = _day(entry.name) if entry.is_dir() and not entry.name.startswith((".", "_")) else None
+        rel = _relpath(entry, landing_dir)
+        broken = _broken_link(entry)
+        if broken is not None:
+            ignored.append(Ignored(rel, broken))
+            continue
+        if not entry.is_dir():
+            ignored.append(Ignored(rel, HIDDEN if entry.name.startswith((".", "_")) else NOT_IN_A_DAY_FOLDER))
+            continue
+        day = None if entry.name.startswith((".", "_")) else _day(entry.name)
         if day is None:
-            ignored.append(_relpath(entry, landing_dir) + ("/" if entry.is_dir() else ""))
+            if entry.name.startswith((".", "_")):
+                reason = HIDDEN
+            else:
+                reason = NOT_A_DATE if _DAY_FOLDER.fullmatch(entry.name) else NOT_A_DAY_FOLDER
+            ignored.append(Ignored(rel + "/", reason))
             continue
         folder = scan_day(landing_dir, entry, day)
         if folder.files:
             days[day] = folder
         else:
-            ignored += [_relpath(entry, landing_dir) + "/ (no data files)", *folder.ignored]
-    return days, ignored
+            ignored += [Ignored(rel + "/", EMPTY_DAY_FOLDER), *folder.ignored]
+    return SourceFolder(source, days, tuple(ignored))
 
 
 def landing_day_files(landing_dir: Path, source: str) -> dict[dt.date, list[Path]]:
     """Per day folder of ``<landing_dir>/<source>/``: its data files (what a load reads)."""
     contract_for(source)
-    days, _ = scan_source(Path(landing_dir), source)
+    days = scan_source(Path(landing_dir), source).days
     return {day: [data_file.path for data_file in folder.files] for day, folder in sorted(days.items())}
 
 
 def landing_partitions(landing_dir: Path, source: str) -> list[dt.date]:
     """The days of ``<landing_dir>/<source>/<YYYY-MM-DD>/`` folders holding a data file, sorted."""
     contract_for(source)
-    days, _ = scan_source(Path(landing_dir), source)
-    return sorted(days)
+    return sorted(scan_source(Path(landing_dir), source).days)
 
 
 def contract_for(source: str) -> SourceContract:
@@ -157,7 +226,7 @@ def changed_partitions(
     The same fingerprint as the load (paths, sizes, then SHA-256): what the next load would reload.
     """
     contract_for(source)
-    days, _ = scan_source(Path(landing_dir), source)
+    days = scan_source(Path(landing_dir), source).days
     stored: dict[dt.date, tuple] = {}
     if conn is not None and existing_columns(conn, "ingested_files") is not None:
         stored = stored_fingerprints(conn, source)

@@ -10,22 +10,29 @@ loads it into DuckDB, one **partition** (source, UTC day folder) at a time:
   ones are in one transaction (consecutive partitions of one call share it, up to
   ``COMMIT_ROWS`` rows). A day folder that disappeared stays loaded and is reported.
 * **Row problems** go to ``raw.quarantine`` with a rule code, a sentence naming the column and
-  the value, and the original row as JSON; the other rows load. A transaction in another currency
-  than the mart's one (:func:`configured_currency`) is a row problem too. For every file
-  ``rows_read == rows_loaded + rows_quarantined`` (checked before the commit).
-* **File problems** (unreadable, truncated, not UTF-8, no CSV header, a required column missing)
-  fail the partition: nothing of it changes, the error names the file and says what to do, and
-  the other partitions and sources still load. ``ingest_source`` reports them and does not raise;
-  it raises only for programming and database errors.
+  the value (control characters escaped), the original row as JSON and the row's line; the other
+  rows load. A CSV row with the wrong number of values (``malformed_row``), a control character in
+  a value and a transaction in another currency than the mart's one (:func:`configured_currency`)
+  are row problems too. For every file ``rows_read == rows_loaded + rows_quarantined`` (checked
+  before the commit).
+* **File problems** (unreadable, truncated, not UTF-8, CR-only line endings, NUL padding, no CSV
+  header, a required column missing, an unknown column beside a missing optional column with a
+  default) fail the partition: nothing of it changes, the error names the file (and the line and
+  column where it applies) and says what to do, and the other partitions and sources still load.
+  ``ingest_source`` reports them and does not raise; it raises only for programming and database
+  errors.
+* **What is not read** is reported with the reason: day folders after ``until`` (left for later
+  runs), folders that are not a real date, other files, hidden names, sub-folders, broken links.
 
 CSV and JSON lines are read with pyarrow as text (UTF-8 checked), Parquet as typed; every rule
 is a vectorised DuckDB expression (no Python loop over rows), evaluated with the connection's
 ``TimeZone`` set to UTC for the duration of the call. No Dagster here: the ingest asset calls
 :func:`ensure_raw_tables` and :func:`ingest_source`.
 
-Row numbers are 1-based data rows of the file, blank lines not counted: for CSV the line is
-``row_number + 1`` (the header is line 1) unless blank lines or quoted values spanning lines come
-before; for JSON lines the row number is the line number unless blank lines come before.
+Row numbers are 1-based data rows of the file (a malformed CSV row keeps its place), blank lines
+not counted. ``raw.quarantine.line_number`` is the physical line the row starts on (the CSV
+header is line 1, blank lines count, a quoted value spanning lines moves the later rows down; see
+``orchestration/landing/text.py``), computed only for files with quarantined rows.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from orchestration.landing.contract import (
     CURRENCY_ENV,
@@ -56,6 +65,7 @@ from orchestration.landing.folders import (
 from orchestration.landing.readers import FILE_ERRORS, ROW_COLUMN, ReadFile, describe_file_error, read_file
 from orchestration.landing.reports import FileReport, PartitionReport, SourceReport
 from orchestration.landing.rules import (
+    VISIBLE_MACRO,
     FileSql,
     across_sql,
     key_columns,
@@ -63,6 +73,7 @@ from orchestration.landing.rules import (
     not_quarantined,
     screen_sql,
     uniques,
+    visible_macro_sql,
     within_sql,
 )
 from orchestration.landing.tables import (
@@ -80,6 +91,7 @@ from orchestration.landing.tables import (
 #: 0.3M rows in raw.events, 25 ms with 9M), which made one commit per day ~45% of a year's backfill.
 COMMIT_ROWS = 1_000_000
 COMMIT_PARTITIONS = 64
+LINES_VIEW = "_ingest_lines"
 
 
 def configured_currency(currency: str | None = None) -> str:
@@ -120,11 +132,13 @@ def quarantine_scratch(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
         "create or replace temp table _ingest_bad "
         "(_file_index INTEGER, _row_number BIGINT, _rule VARCHAR, _detail VARCHAR)"
     )
+    conn.execute(visible_macro_sql())
     try:
         yield
     finally:
         conn.execute("drop table if exists _ingest_bad")
         conn.execute("drop table if exists _ingest_keys")
+        conn.execute(f"drop macro if exists {VISIBLE_MACRO}")
 
 
 def _check_counts(report: FileReport) -> None:
@@ -178,7 +192,6 @@ def _load_partition(
                 f"so this day keeps the rows it had: {'; '.join(errors)}. Re-deliver the file(s) "
                 "and run the ingest again."
             ),
-            ignored_files=list(folder.ignored),
         )
 
     files = [FileSql(contract, rf, f"_ingest_file_{rf.index}", currency) for rf in reads]
@@ -242,16 +255,7 @@ def _load_partition(
             ).fetchall()
             _check_counts(report)
             if report.rows_quarantined:
-                conn.execute(
-                    f"""
-                    insert into {QUARANTINE_TABLE}
-                    select ?, ?, ?, b._row_number, b._rule, b._detail, {f.record()}, ?
-                    from _ingest_bad as b join {f.view} as f on f.{ROW_COLUMN} = b._row_number
-                    where b._file_index = {f.rf.index}
-                    order by b._row_number
-                    """,
-                    [source, day, f.rf.file.relpath, loaded_at],
-                )
+                _insert_quarantined(conn, f, source, day, loaded_at)
         if quarantined:
             conn.execute("delete from _ingest_bad")  # empty again for the next partition
         values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(reports))
@@ -277,8 +281,34 @@ def _load_partition(
         rows_loaded=sum(r.rows_loaded for r in reports),
         rows_quarantined=sum(r.rows_quarantined for r in reports),
         quarantine_by_rule=dict(sorted(by_rule.items())),
-        ignored_files=list(folder.ignored),
     )
+
+
+def _insert_quarantined(
+    conn: duckdb.DuckDBPyConnection, f: FileSql, source: str, day: dt.date, loaded_at: dt.datetime
+) -> None:
+    """The quarantined rows of one file into raw.quarantine, with their original record and line."""
+    lines = f.rf.row_lines()
+    line_sql, join = "cast(null as bigint)", ""
+    if lines is not None and len(lines) == f.rf.table.num_rows:
+        conn.register(LINES_VIEW, pa.table({"row_number": np.arange(1, len(lines) + 1), "line": lines}))
+        line_sql, join = "l.line", f"left join {LINES_VIEW} as l on l.row_number = b._row_number"
+    try:
+        conn.execute(
+            f"""
+            insert into {QUARANTINE_TABLE}
+                (source, partition_date, source_file, row_number, rule, detail, record, loaded_at,
+                 line_number)
+            select ?, ?, ?, b._row_number, b._rule, b._detail, {f.record()}, ?, {line_sql}
+            from _ingest_bad as b join {f.view} as f on f.{ROW_COLUMN} = b._row_number {join}
+            where b._file_index = {f.rf.index}
+            order by b._row_number
+            """,
+            [source, day, f.rf.file.relpath, loaded_at],
+        )
+    finally:
+        if join:
+            conn.unregister(LINES_VIEW)
 
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
@@ -296,6 +326,7 @@ def ingest_source(
     partitions: Iterable[dt.date] | None = None,
     force: bool = False,
     currency: str | None = None,
+    until: dt.date | None = None,
 ) -> SourceReport:
     """Load the new and changed day folders of one source into ``raw.<source>``.
 
@@ -321,6 +352,11 @@ def ingest_source(
         The mart's one currency (default :func:`configured_currency`: ``$LIFECYCLE_CURRENCY`` or
         ``USD``); a transaction in another one is quarantined (``unexpected_currency``). A loaded
         day is not checked again when it changes, unless reloaded (``force``).
+    until
+        The last day this call may load (the run's as-of date, or the last complete UTC day; None:
+        no limit). Day folders dated after it are not loaded, even when asked for, and are reported
+        in ``later_partitions``: a folder of a day that is not over yet (or dated in the future by
+        mistake) waits for a later run instead of moving the data past the as-of date.
 
     Returns
     -------
@@ -342,8 +378,11 @@ def ingest_source(
     landing_dir = Path(landing_dir)
     loaded_at = _naive_utc(loaded_at)
     ensure_raw_tables(conn)
-    days, ignored = scan_source(landing_dir, source)
-    report = SourceReport(source, ignored_paths=ignored)
+    scanned = scan_source(landing_dir, source)
+    days = scanned.days
+    report = SourceReport(
+        source, later_partitions=scanned.later_than(until), ignored_paths=scanned.all_ignored()
+    )
     with utc_session(conn), quarantine_scratch(conn):
         stored = stored_fingerprints(conn, source)
         if partitions is None:
@@ -352,6 +391,8 @@ def ingest_source(
         else:
             wanted = sorted({dt.date(d.year, d.month, d.day) for d in partitions})
             report.missing_partitions = [d for d in wanted if d not in days]
+        if until is not None:
+            wanted = [day for day in wanted if day <= until]
         pending: list[PartitionReport] = []  # loaded in the open transaction, not committed yet
         in_transaction = False
         try:
@@ -360,9 +401,7 @@ def ingest_source(
                 if folder is None:
                     continue
                 if not force and is_unchanged(folder, stored.get(day)):
-                    report.partitions.append(
-                        PartitionReport(source, day, "unchanged", ignored_files=list(folder.ignored))
-                    )
+                    report.partitions.append(PartitionReport(source, day, "unchanged"))
                     continue
                 if not in_transaction:
                     conn.begin()

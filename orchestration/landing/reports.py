@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from orchestration.landing.folders import Ignored
+
 PartitionStatus = Literal["loaded", "unchanged", "failed"]
 
 
@@ -48,7 +50,6 @@ class PartitionReport:
     rows_quarantined: int = 0
     error: str | None = None
     quarantine_by_rule: dict[str, int] = field(default_factory=dict)
-    ignored_files: list[str] = field(default_factory=list)
 
     @property
     def quarantine_share(self) -> float:
@@ -61,14 +62,17 @@ class SourceReport:
     """What one ``ingest_source`` call did, partition by partition.
 
     ``missing_partitions``: days that are loaded (or were asked for) but have no data files in
-    the landing folder; their loaded rows are left as they are. ``ignored_paths``: entries under
-    ``<landing>/<source>/`` that are not day folders, and day folders without data files.
+    the landing folder; their loaded rows are left as they are. ``later_partitions``: day folders
+    dated after the last day the call may load (``until``): left for later runs. ``ignored_paths``:
+    every entry under ``<landing>/<source>/`` that no load reads (not a day folder, not a real
+    date, not a data file, a hidden name, a sub-folder, a broken symbolic link), with the reason.
     """
 
     source: str
     partitions: list[PartitionReport] = field(default_factory=list)
     missing_partitions: list[dt.date] = field(default_factory=list)
-    ignored_paths: list[str] = field(default_factory=list)
+    later_partitions: list[dt.date] = field(default_factory=list)
+    ignored_paths: list[Ignored] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -110,9 +114,6 @@ class SourceReport:
         for partition in self.partitions:
             for rule, count in partition.quarantine_by_rule.items():
                 by_rule[rule] = by_rule.get(rule, 0) + count
-        ignored = list(self.ignored_paths)
-        for partition in self.partitions:
-            ignored += partition.ignored_files
         return {
             "source": self.source,
             "partitions_loaded": len(self.loaded),
@@ -125,10 +126,11 @@ class SourceReport:
             "failed_partitions": {p.partition_date.isoformat(): p.error for p in self.failed},
             "empty_partitions": [p.partition_date.isoformat() for p in self.empty],
             "missing_partitions": [d.isoformat() for d in self.missing_partitions],
+            "later_partitions": [d.isoformat() for d in self.later_partitions],
             "extra_columns": {
                 f.path: f.extra_columns for p in self.partitions for f in p.files if f.extra_columns
             },
-            "ignored_paths": ignored,
+            "ignored_paths": {entry.path: entry.reason for entry in self.ignored_paths},
             "seconds": round(self.seconds, 3),
         }
 

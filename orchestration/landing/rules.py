@@ -15,24 +15,46 @@ from orchestration.landing.contract import (
     TIMESTAMP_PATTERN,
     SourceContract,
 )
-from orchestration.landing.readers import RECORD_COLUMN, ROW_COLUMN, ReadFile, is_text_type
+from orchestration.landing.readers import (
+    MALFORMED_COLUMN,
+    MALFORMED_VALUES_COLUMN,
+    RECORD_COLUMN,
+    ROW_COLUMN,
+    ReadFile,
+    is_text_type,
+)
 from orchestration.landing.tables import DECIMAL_TYPE, RAW_SCHEMA, RAW_TYPES, ident, lit
+from orchestration.landing.text import has_control_bytes, visible
 
 # ID_PATTERN as a length test and an unbounded class: RE2 compiles {1,64} into 64 states, per query.
 ID_CHARS_SQL = f"[{ID_CHARACTERS}]+"
+# CONTROL_CHARACTERS as an RE2 class, written with escapes (the SQL text holds no control character).
+CONTROL_SQL = r"[\x00-\x08\x0a-\x1f]"
 _SHOWN_VALUE_CHARS = 80
+#: The temporary macro of :func:`visible_macro_sql`.
+VISIBLE_MACRO = "_ingest_visible"
 
 
 # ---------------------------------------------------------------------------------------------
 # SQL
 
 
+def visible_macro_sql() -> str:
+    """``create temp macro _ingest_visible(s)``: ``s`` with every control character (U+0000 to
+    U+001F, U+007F) escaped as :func:`orchestration.landing.text.visible` escapes it."""
+    expr = "s"
+    for code in [*range(32), 127]:
+        expr = f"replace({expr}, chr({code}), {lit(visible(chr(code)))})"
+    return f"create or replace temp macro {VISIBLE_MACRO}(s) as {expr}"
+
+
 def shown_value_sql(text_sql: str) -> str:
-    """SQL for a value quoted for a detail sentence, cut at _SHOWN_VALUE_CHARS characters."""
+    """SQL for a value quoted for a detail sentence, cut at _SHOWN_VALUE_CHARS characters, its
+    control characters escaped (needs the macro of :func:`visible_macro_sql`)."""
     n = _SHOWN_VALUE_CHARS
     return (
-        f"('''' || (case when length({text_sql}) > {n} then left({text_sql}, {n}) || '...' "
-        f"else {text_sql} end) || '''')"
+        f"('''' || {VISIBLE_MACRO}(case when length({text_sql}) > {n} then left({text_sql}, {n}) "
+        f"else {text_sql} end) || (case when length({text_sql}) > {n} then '...' else '' end) || '''')"
     )
 
 
@@ -47,6 +69,13 @@ class FileSql:
         self.contract, self.rf, self.view, self.currency = contract, rf, view, currency
         types = {f.name: f.type for f in rf.table.schema}
         self.present = {name for name in contract.column_names if name in types}
+        # Text columns whose bytes hold a control character somewhere: only they need the SQL check.
+        self.with_controls = {
+            name
+            for name in self.present
+            if is_text_type(types[name]) and has_control_bytes(rf.table.column(name))
+        }
+        self.malformed = MALFORMED_COLUMN in types
         self.raws, self.parses, self.text, self.is_text = [], [], {}, {}
         for i, col in enumerate(contract.columns):
             type_ = types.get(col.name)
@@ -81,9 +110,10 @@ class FileSql:
             self.finals.append(f"cast({expr} as {RAW_TYPES[col.logical_type]}) as {ident(col.name)}")
 
     def _parsed(self) -> str:
+        helpers = f"f.{MALFORMED_COLUMN}, f.{MALFORMED_VALUES_COLUMN}, " if self.malformed else ""
         return (
             f"(select *, {', '.join(self.parses)} "
-            f"from (select f.{ROW_COLUMN}, {', '.join(self.raws)} from {self.view} as f))"
+            f"from (select f.{ROW_COLUMN}, {helpers}{', '.join(self.raws)} from {self.view} as f))"
         )
 
     def typed_select(self) -> str:
@@ -121,12 +151,23 @@ class FileSql:
         """(rule, SQL condition, SQL detail) of every row check, in the contract's order."""
         checks = []
         for check in self.contract.row_checks():
+            if check.kind == "malformed_row":
+                if self.malformed:
+                    checks.append((check.rule, f"{MALFORMED_COLUMN} is not null", self._malformed_detail()))
+                continue
             col = self.contract.column(check.column)
             if check.kind == "duplicate_key" or (col.name not in self.present and not col.required):
                 continue  # duplicates come later; an absent optional column takes its (valid) default
             i = self.contract.column_names.index(col.name)
             said = f"{lit(col.name + ' ')} || {shown_value_sql(self.text[col.name])} || "
-            if check.kind == "null":
+            if check.kind == "control_character":
+                if col.name not in self.with_controls:
+                    continue  # not a single control byte in the column: nothing to check
+                cond = f"regexp_matches(r{i}, {lit(CONTROL_SQL)})"
+                detail = said + lit(
+                    " holds a control character (U+0000 to U+001F other than tab; shown escaped)"
+                )
+            elif check.kind == "null":
                 cond = f"r{i} is null"
                 detail = lit(f"required column {col.name} is empty (no value)")
             elif check.kind == "malformed_id":
@@ -169,14 +210,28 @@ class FileSql:
             checks.append((check.rule, cond, detail))
         return checks
 
+    def _malformed_detail(self) -> str:
+        return (
+            f"'the row has ' || {MALFORMED_VALUES_COLUMN} || "
+            + lit(
+                f" values where the header has {self.rf.header_columns} columns (a stray delimiter, a "
+                "missing value or an unbalanced quote?): "
+            )
+            + f" || {shown_value_sql(MALFORMED_COLUMN)}"
+        )
+
     def record(self) -> str:
-        """SQL for the original row as JSON text (the line itself for JSON lines)."""
+        """SQL for the original row as JSON text (the line itself for JSON lines; the original text
+        of a malformed CSV row as a JSON string)."""
         if RECORD_COLUMN in self.rf.table.column_names:
             return f"f.{RECORD_COLUMN}"
         if not self.rf.columns:
             return "'{}'"
         fields = ", ".join(f"{ident(name)} := f.{ident(name)}" for name in self.rf.columns)
-        return f"cast(to_json(struct_pack({fields})) as varchar)"
+        as_json = f"cast(to_json(struct_pack({fields})) as varchar)"
+        if self.malformed:
+            return f"coalesce(cast(to_json(f.{MALFORMED_COLUMN}) as varchar), {as_json})"
+        return as_json
 
 
 def not_quarantined(alias: str) -> str:

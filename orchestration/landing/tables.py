@@ -33,6 +33,9 @@ _QUARANTINE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("detail", "VARCHAR NOT NULL"),
     ("record", "VARCHAR"),
     ("loaded_at", "TIMESTAMP NOT NULL"),
+    # The file's line the row starts on (CSV: the header is line 1; JSON lines: the line); null for
+    # Parquet. Last, so that a quarantine table written before it existed gains it (ALTER TABLE).
+    ("line_number", "BIGINT"),
 )
 _INGESTED_FILES_COLUMNS: tuple[tuple[str, str], ...] = (
     ("source", "VARCHAR NOT NULL"),
@@ -88,13 +91,16 @@ def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> None:
     the contract's columns (VARCHAR ids, strings and enums, TIMESTAMP, DECIMAL(18,2)) then
     ``_source_file`` (path relative to the landing folder), ``_partition_date``, ``_row_number``
     (1-based data row of the file) and ``_loaded_at``; plus ``raw.quarantine`` and
-    ``raw.ingested_files``.
+    ``raw.ingested_files``. A ``raw.quarantine`` of the earlier shape gains ``line_number``.
 
     A ``raw.<source>`` table of another shape that no ingested file accounts for (as left by the
     earlier loader, which replaced the whole table) is dropped and recreated: its rows come back
     from the landing files on the next load. Any other mismatch raises ``RuntimeError``.
     """
     conn.execute(f"create schema if not exists {RAW_SCHEMA}")
+    found = existing_columns(conn, "quarantine")
+    if found is not None and _same_shape(found, _QUARANTINE_COLUMNS[:-1]):  # before line_number
+        conn.execute(f"alter table {QUARANTINE_TABLE} add column line_number BIGINT")
     for table, columns in (("ingested_files", _INGESTED_FILES_COLUMNS), ("quarantine", _QUARANTINE_COLUMNS)):
         found = existing_columns(conn, table)
         if found is not None and not _same_shape(found, columns):

@@ -7,12 +7,17 @@
   problem (and, in a pipeline run, the ingest asset fails, so nothing is published).
 * ``loaded empty, warns``: the day loads with zero rows, the load report lists it and the
   non-blocking check ``raw_<source>__empty_days`` warns.
+* ``loaded, warns``: the file's rows load and the named non-blocking check warns.
+* ``not loaded, warns``: no run loads it now (a day folder dated later is left for a later run;
+  anything else under the source folder is never read): the load report lists it with the reason
+  and the non-blocking check ``raw_<source>__landing_folder`` warns.
 * ``publication blocked``: the named blocking check (or dbt test) fails, nothing downstream is built
   and the published mart's content (every table, hashed) is unchanged.
 
-The first three are tested on the loader alone (``ingest_source`` on a small warehouse: every
-quarantine kind sits in one landing folder, every failing file in a day folder of its own, so one
-call per source covers them all). Only the blocked kinds run the Dagster job, twice in all, each on
+All but the blocked kinds are tested on the loader alone (``ingest_source`` on a small warehouse:
+every quarantine kind sits in one landing folder, every failing file in a day folder of its own,
+so one call per source covers them all) and the warning checks invoked on its warehouse and
+landing folder. Only the blocked kinds run the Dagster job, twice in all, each on
 a copy of the session's published run: the raw-level kinds together (a blocking check on the raw
 tables stops the job before dbt), then the cross-source dbt tests together.
 """
@@ -34,7 +39,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestration.checks.quarantine import build_empty_days_check
+from orchestration.checks.quarantine import (
+    build_empty_days_check,
+    build_landing_folder_check,
+    build_unknown_columns_check,
+)
 from orchestration.execution import execute_build_job
 from orchestration.landing.contract import CONTRACTS, DEFAULT_CURRENCY
 from orchestration.landing.loader import ingest_source
@@ -44,9 +53,12 @@ from orchestration.resources import LifecycleSettings
 QUARANTINED = "quarantined"
 PARTITION_FAILED = "partition failed"
 LOADED_EMPTY = "loaded empty, warns"
+LOADED_WARNS = "loaded, warns"
+NOT_LOADED_WARNS = "not loaded, warns"
 BLOCKED = "publication blocked"
 
 LOADED_AT = dt.datetime(2026, 1, 10, 12, 0)
+UNTIL = dt.date(2026, 1, 9)  # the last day the loads may load (as a run passes it)
 DAY = dt.date(2025, 3, 1)  # the day folder of the quarantine kinds (every source)
 NEXT_DAY = dt.date(2025, 3, 2)
 
@@ -56,9 +68,11 @@ class BadInput:
     """One kind of bad input.
 
     ``change``: for a quarantined kind, the columns in which the bad row differs from a good row
-    (see ``GOOD_ROW``); ``write``: for a failed or empty partition, writes the file at the given
-    path; ``deliver``: for a blocked kind, drops files into a copy of the published run's landing
-    folder. ``expect`` is the rule code, a fragment of the error, or the name of the check.
+    (see ``GOOD_ROW``), or ``text``: the bad row's text as written; ``write``: for a failed, empty,
+    warned or unread file, writes it at the given path (``<source>/<day>/<file_name>``, or
+    ``<source>/<place>`` when ``place`` is set); ``deliver``: for a blocked kind, drops files into
+    a copy of the published run's landing folder. ``expect`` is the rule code, a fragment of the
+    error, or the name of the check.
     """
 
     kind: str
@@ -70,6 +84,8 @@ class BadInput:
     day: dt.date = DAY
     write: Callable[[Path], None] | None = None
     file_name: str = ""
+    text: str = ""
+    place: str = ""  # a path under <source>/ that is not <day>/<file_name> (not a day folder, ...)
     deliver: Callable[[object, Path], list[Path]] | None = None
     run: str = ""  # blocked kinds: the pipeline run that delivers them ("raw" or "dbt")
 
@@ -122,6 +138,48 @@ def header_only_csv(path: Path) -> None:
     path.write_text(",".join(EVENT_COLUMNS) + "\n", encoding="utf-8")
 
 
+def _transactions_csv(path: Path, header: list[str], row: list[str]) -> None:
+    path.write_text(",".join(header) + "\n" + ",".join(row) + "\n", encoding="utf-8")
+
+
+def status_renamed_to_state(path: Path) -> None:
+    header = ["state" if c == "status" else c for c in CONTRACTS["transactions"].column_names]
+    row = ["t_state", "o_state", "u1", "order", "cancelled", "100.00", "USD", f"{path.parent.name} 09:00:00"]
+    _transactions_csv(path, header, row)
+
+
+def type_renamed(path: Path) -> None:
+    header = ["type" if c == "transaction_type" else c for c in CONTRACTS["transactions"].column_names]
+    row = ["t_type", "o1", "u1", "refund", "completed", "20.00", "USD", f"{path.parent.name} 09:00:00"]
+    _transactions_csv(path, header, row)
+
+
+def one_event_csv(path: Path, *, extra: str = "", newline: str = "\n") -> None:
+    day = path.parent.name
+    header, row = ",".join(EVENT_COLUMNS), f"e_{path.stem}_{day},u1,page_view,{day} 10:00:00"
+    if extra:  # a column the contract does not know
+        name, value = extra.split("=")
+        header, row = f"{header},{name}", f"{row},{value}"
+    path.write_bytes(f"{header}{newline}{row}{newline}".encode())
+
+
+def cr_only_csv(path: Path) -> None:
+    one_event_csv(path, newline="\r")
+
+
+def nul_padded_csv(path: Path) -> None:
+    one_event_csv(path)
+    path.write_bytes(path.read_bytes() + b"\x00" * 64)
+
+
+def csv_with_a_browser_column(path: Path) -> None:
+    one_event_csv(path, extra="browser=firefox")
+
+
+def broken_link(path: Path) -> None:
+    path.symlink_to("delivered-elsewhere.csv")
+
+
 # Blocked kinds: rows made from the generated dataset (dtypes as generated), delivered as late
 # Parquet files next to a day's files, as an upstream system would.
 
@@ -164,6 +222,12 @@ def order_before_signup(dataset, landing: Path) -> list[Path]:
     frame[["transaction_id", "order_id", "user_id"]] = ["t_early_1", "o_early_1", user["user_id"]]
     frame["occurred_at"] = user["signup_at"].normalize() + pd.Timedelta(hours=1)  # hours before sign-up
     return [_late_file(landing, "transactions", frame, "before-signup")]
+
+
+def refund_of_no_order(dataset, landing: Path) -> list[Path]:
+    frame = _orders_of_a_day(dataset, 0.6).head(1)  # a known user, after the sign-up
+    frame[["transaction_id", "order_id", "transaction_type"]] = ["t_refund_1", "o_no_such_order", "refund"]
+    return [_late_file(landing, "transactions", frame, "orphan-refund")]
 
 
 def many_foreign_currency_rows(dataset, landing: Path) -> list[Path]:
@@ -215,11 +279,32 @@ CATALOGUE: tuple[BadInput, ...] = (
              QUARANTINED, "unexpected_currency", {"currency": "EUR"}),
     BadInput("currency code in lower case", "transactions", "currency 'usd'", QUARANTINED,
              "unexpected_currency", {"currency": "usd"}),
+    BadInput("control character in a value", "users", "a NUL byte inside country ('U', NUL, 'S')",
+             QUARANTINED, "control_character", {"user_id": "u_nul", "country": "U\x00S"}),
+    BadInput("row with an extra value", "events", "a fifth value after occurred_at (a stray comma)",
+             QUARANTINED, "malformed_row", text="e_long,u1,page_view,2025-03-01 11:30:00,firefox"),
+    BadInput("row with values missing", "transactions", "a row of three values", QUARANTINED,
+             "malformed_row", text="t_short,u1,10.00"),
     # File problems: the whole day of that source fails, naming the file; other days load.
     BadInput("truncated Parquet file", "events", "the first half of a Parquet file", PARTITION_FAILED,
              "could not be read", day=dt.date(2025, 3, 3), write=truncated_parquet, file_name="cut.parquet"),
     BadInput("not UTF-8", "events", "a CSV encoded in Latin-1 ('usér')", PARTITION_FAILED,
-             "is not valid UTF-8", day=dt.date(2025, 3, 4), write=latin1_csv, file_name="latin1.csv"),
+             "is not valid UTF-8 text: line 2, column user_id holds the byte 0xE9", day=dt.date(2025, 3, 4),
+             write=latin1_csv, file_name="latin1.csv"),
+    BadInput("CR-only line endings", "events", "a CSV whose lines end in CR alone (classic Mac)",
+             PARTITION_FAILED, "uses CR-only line endings (classic Mac)", day=dt.date(2025, 3, 8),
+             write=cr_only_csv, file_name="mac.csv"),
+    BadInput("file padded with NUL bytes", "events", "a CSV followed by 64 NUL bytes (an interrupted copy)",
+             PARTITION_FAILED, "ends with 64 NUL bytes (\\x00) from line 3 on", day=dt.date(2025, 3, 9),
+             write=nul_padded_csv, file_name="padded.csv"),
+    BadInput("renamed optional column", "transactions",
+             "status delivered as state, on a cancelled 100.00 order", PARTITION_FAILED,
+             "has the unknown column `state` and lacks the optional column `status` (default `completed`): "
+             "was `status` renamed to `state`?", day=dt.date(2025, 3, 4), write=status_renamed_to_state,
+             file_name="state.csv"),
+    BadInput("renamed transaction type", "transactions", "transaction_type delivered as type, on a refund",
+             PARTITION_FAILED, "was `transaction_type` renamed to `type`?", day=dt.date(2025, 3, 5),
+             write=type_renamed, file_name="type.csv"),
     BadInput("required column missing", "events", "a CSV without occurred_at", PARTITION_FAILED,
              "lacks the required column(s) occurred_at", day=dt.date(2025, 3, 5),
              write=csv_without_occurred_at, file_name="no-time.csv"),
@@ -235,6 +320,19 @@ CATALOGUE: tuple[BadInput, ...] = (
     BadInput("empty day", "events", "a day folder holding a header-only CSV", LOADED_EMPTY,
              "raw_events__empty_days", day=dt.date(2025, 3, 7), write=header_only_csv,
              file_name="header-only.csv"),
+    BadInput("unknown column", "events", "a CSV with a browser column the contract does not have",
+             LOADED_WARNS, "raw_events__unknown_columns", day=dt.date(2025, 3, 10),
+             write=csv_with_a_browser_column, file_name="browser.csv"),
+    # Not loaded by any run now, and said so.
+    BadInput("day folder dated in the future", "events", "events/2999-01-01/ holding a good CSV",
+             NOT_LOADED_WARNS, "raw_events__landing_folder", write=one_event_csv, place="2999-01-01/a.csv"),
+    BadInput("day folder that is not a date", "events", "events/2025-02-30/ holding a good CSV",
+             NOT_LOADED_WARNS, "raw_events__landing_folder", write=one_event_csv, place="2025-02-30/a.csv"),
+    BadInput("file of another type", "events", "events.csv.bak beside a day's CSV", NOT_LOADED_WARNS,
+             "raw_events__landing_folder", write=one_event_csv, place="2025-03-01/events.csv.bak"),
+    BadInput("broken symbolic link", "transactions", "a .csv link to a file that is not there",
+             NOT_LOADED_WARNS, "raw_transactions__landing_folder", write=broken_link,
+             place="2025-03-01/late.csv"),
     # Publication blocked: a blocking check (or an error-severity dbt test) fails.
     BadInput("too many bad rows in one day", "transactions",
              "5 EUR orders delivered late into one day (far above 1% of its rows)", BLOCKED,
@@ -248,6 +346,8 @@ CATALOGUE: tuple[BadInput, ...] = (
     BadInput("order before the user's sign-up", "transactions",
              "an order on the sign-up day, hours before signup_at", BLOCKED,
              "assert_transactions_follow_signup", deliver=order_before_signup, run="dbt"),
+    BadInput("refund of no order", "transactions", "a refund whose order_id matches no order", BLOCKED,
+             "assert_refunds_match_completed_orders", deliver=refund_of_no_order, run="dbt"),
 )  # fmt: skip
 BY_KIND = {bad.kind: bad for bad in CATALOGUE}
 
@@ -270,9 +370,12 @@ def catalogue_markdown() -> str:
 
 def test_the_catalogue_is_complete_and_in_the_readme():
     assert len(CATALOGUE) >= 12 and len(BY_KIND) == len(CATALOGUE)
-    assert {b.outcome for b in CATALOGUE} == {QUARANTINED, PARTITION_FAILED, LOADED_EMPTY, BLOCKED}
+    assert {b.outcome for b in CATALOGUE} == {
+        QUARANTINED, PARTITION_FAILED, LOADED_EMPTY, LOADED_WARNS, NOT_LOADED_WARNS, BLOCKED
+    }  # fmt: skip
     required = {"orphan transaction", "order before the user's sign-up", "wrong currency", "empty day",
-                "truncated Parquet file"}  # fmt: skip
+                "truncated Parquet file", "renamed optional column", "control character in a value",
+                "row with an extra value", "day folder dated in the future"}  # fmt: skip
     assert required <= set(BY_KIND)
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert catalogue_markdown() in readme, "README's quality-gate table is stale:\n" + catalogue_markdown()
@@ -314,15 +417,19 @@ GOOD_ROW: dict[str, dict] = {  # what a bad row of a kind holds, but for its ``c
 }  # fmt: skip
 
 
-def write_rows(path: Path, source: str, rows: list[dict]) -> None:
+def write_rows(path: Path, source: str, rows: list[dict | str]) -> None:
+    """A CSV of ``rows`` (dicts by column; a string is written as the row's text)."""
     columns = CONTRACTS[source].column_names
-    lines = [",".join(columns)] + [",".join(str(row.get(c) or "") for c in columns) for row in rows]
+    lines = [",".join(columns)] + [
+        row if isinstance(row, str) else ",".join(str(row.get(c) or "") for c in columns) for row in rows
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 @dataclass
 class Loaded:
+    landing: Path
     warehouse: Path
     reports: dict[str, SourceReport]
     files: dict[str, tuple[str, int]]  # quarantined kind -> (file, row number)
@@ -342,20 +449,24 @@ def loaded(tmp_path_factory) -> Loaded:
         for bad in CATALOGUE:
             if bad.source == source and bad.outcome == QUARANTINED:
                 rows = by_day[bad.day]
-                rows.append({**GOOD_ROW[source], **bad.change})
+                rows.append(bad.text or {**GOOD_ROW[source], **bad.change})
                 files[bad.kind] = (f"{source}/{bad.day.isoformat()}/{source}.csv", len(rows))
         for day, rows in by_day.items():
             write_rows(landing / source / day.isoformat() / f"{source}.csv", source, rows)
     for bad in CATALOGUE:
         if bad.write is not None:
-            path = landing / bad.source / bad.day.isoformat() / bad.file_name
+            path = written_path(landing, bad)
             path.parent.mkdir(parents=True, exist_ok=True)
             bad.write(path)
     warehouse = root / "data" / "warehouse.duckdb"
     warehouse.parent.mkdir(parents=True)
     with duckdb.connect(str(warehouse)) as conn:
-        reports = {s: ingest_source(conn, landing, s, loaded_at=LOADED_AT) for s in GOOD_ROWS}
-    return Loaded(warehouse, reports, files, good_keys)
+        reports = {s: ingest_source(conn, landing, s, loaded_at=LOADED_AT, until=UNTIL) for s in GOOD_ROWS}
+    return Loaded(landing, warehouse, reports, files, good_keys)
+
+
+def written_path(landing: Path, bad: BadInput) -> Path:
+    return landing / bad.source / (bad.place or f"{bad.day.isoformat()}/{bad.file_name}")
 
 
 def query(loaded: Loaded, sql: str, params: list | None = None) -> list[tuple]:
@@ -376,14 +487,19 @@ def test_a_bad_row_is_quarantined_with_its_rule(loaded, kind):
     assert len(rows) == 1, f"{kind}: expected one quarantined row at {path} row {row_number}, got {rows}"
     rule, detail, record = rows[0]
     assert rule == bad.expect, detail
+    if bad.text:  # the row's original text, as a JSON string
+        assert json.loads(record) == bad.text
+        return
     changed = {column: value or None for column, value in bad.change.items()}
     assert {column: json.loads(record)[column] for column in changed} == changed
+    assert not any(ord(char) < 32 for char in detail), detail
 
 
 def test_the_good_rows_load_and_every_quarantined_row_is_a_catalogued_one(loaded):
     for source, keys in loaded.good_keys.items():
         key = CONTRACTS[source].key
-        assert sorted(k for (k,) in query(loaded, f"select {key} from raw.{source}")) == sorted(keys)
+        sql = f"select {key} from raw.{source} where _partition_date in (?, ?)"
+        assert sorted(k for (k,) in query(loaded, sql, [DAY, NEXT_DAY])) == sorted(keys)
     quarantined = query(loaded, "select source_file, row_number from raw.quarantine order by all")
     assert quarantined == sorted(loaded.files.values())
     for report in loaded.reports.values():
@@ -426,6 +542,37 @@ def test_an_empty_day_loads_as_an_empty_partition_and_warns(loaded):
     assert not result.passed and result.severity.value == "WARN"
     assert bad.day.isoformat() in result.description
     assert build_empty_days_check("transactions")(settings=settings).passed  # no empty day there
+
+
+def loader_settings(loaded: Loaded) -> LifecycleSettings:
+    return LifecycleSettings(data_dir=str(loaded.warehouse.parent), landing_dir=str(loaded.landing))
+
+
+@pytest.mark.parametrize("kind", kinds(LOADED_WARNS))
+def test_a_file_with_an_unknown_column_loads_and_warns(loaded, kind):
+    bad = BY_KIND[kind]
+    path = written_path(loaded.landing, bad).relative_to(loaded.landing).as_posix()
+    (partition,) = [p for p in loaded.reports[bad.source].partitions if p.partition_date == bad.day]
+    assert (partition.status, partition.rows_loaded) == ("loaded", 1)
+    assert query(loaded, f"select count(*) from raw.{bad.source} where _source_file = ?", [path]) == [(1,)]
+    result = build_unknown_columns_check(bad.source)(settings=loader_settings(loaded))
+    assert bad.expect == f"raw_{bad.source}__unknown_columns"
+    assert not result.passed and result.severity.value == "WARN"
+    assert f"{path}: browser" in result.description, result.description
+
+
+@pytest.mark.parametrize("kind", kinds(NOT_LOADED_WARNS))
+def test_what_no_run_loads_now_is_listed_with_the_reason_and_warns(loaded, kind):
+    bad = BY_KIND[kind]
+    path = written_path(loaded.landing, bad).relative_to(loaded.landing).as_posix()
+    metadata = loaded.reports[bad.source].to_metadata()
+    listed = [*metadata["ignored_paths"], *(f"{bad.source}/{day}/" for day in metadata["later_partitions"])]
+    (entry,) = [p for p in listed if path == p or (p.endswith("/") and path.startswith(p))]
+    assert query(loaded, f"select count(*) from raw.{bad.source} where _source_file = ?", [path]) == [(0,)]
+    result = build_landing_folder_check(bad.source)(settings=loader_settings(loaded))
+    assert bad.expect == f"raw_{bad.source}__landing_folder"
+    assert not result.passed and result.severity.value == "WARN"
+    assert f"{entry} (" in result.description, result.description
 
 
 def test_the_currency_is_a_setting(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from models_py.datasets import (
     cdnow_transactions,
     write_cdnow_landing,
 )
+from orchestration.landing.contract import CONTRACTS
 
 SAMPLE = """ customer_id  date number_of_cds  dollar_value
  00001 19970101  1   11.77
@@ -56,6 +57,8 @@ def test_landing_has_one_csv_per_day_and_reads_back(tmp_path, cdnow):
     day = files[0].parent.name
     assert files[0].name == f"transactions-{day}.csv"
     back = pd.read_csv(files[0])
+    # exactly the contract's columns: a built-in dataset never warns about unknown columns
+    assert tuple(back.columns) == CONTRACTS["transactions"].column_names
     assert back["occurred_at"].str.startswith(day).all()
     assert back["occurred_at"].iloc[0].endswith("T12:00:00Z")
     assert not list(tmp_path.rglob(".*.tmp"))

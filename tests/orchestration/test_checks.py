@@ -166,7 +166,7 @@ def test_quarantine_check_samples_the_quarantined_rows_of_the_days_over_the_thre
         )
         conn.execute(
             "create table raw.quarantine (source varchar, partition_date date, source_file varchar, "
-            "row_number bigint, rule varchar, detail varchar, record varchar)"
+            "row_number bigint, rule varchar, detail varchar, record varchar, line_number bigint)"
         )
         conn.execute(
             "insert into raw.ingested_files values ('events', '2025-01-01', 100, 30), "
@@ -174,7 +174,7 @@ def test_quarantine_check_samples_the_quarantined_rows_of_the_days_over_the_thre
         )
         conn.execute(
             "insert into raw.quarantine select 'events', date '2025-01-01', 'events/2025-01-01/a.csv', i, "
-            "'malformed_id', 'event_id is not an id', '{\"event_id\": \"bad id ' || i || '\"}' "
+            "'malformed_id', 'event_id is not an id', '{\"event_id\": \"bad id ' || i || '\"}', i + 1 "
             "from range(1, 31) t(i)"
         )
     result = build_quarantine_share_check("events")(settings=settings)
@@ -189,6 +189,7 @@ def test_quarantine_check_samples_the_quarantined_rows_of_the_days_over_the_thre
         "partition_date": "2025-01-01",
         "source_file": "events/2025-01-01/a.csv",
         "row_number": 1,
+        "line_number": 2,
         "rule": "malformed_id",
         "detail": "event_id is not an id",
         "record": '{"event_id": "bad id 1"}',

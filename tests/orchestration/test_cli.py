@@ -53,6 +53,9 @@ def test_status_of_a_landing_folder_nothing_was_loaded_from(tmp_path, monkeypatc
     from models_py.generator import GeneratorConfig, generate, write_landing
 
     write_landing(generate(GeneratorConfig(seed=1, n_users=30, n_days=3)), tmp_path / "landing")
+    future = tmp_path / "landing" / "events" / "2999-01-01"  # dated in the future: left for later
+    future.mkdir()
+    (future / "events.csv").write_text("event_id,user_id,event_type,occurred_at\n", encoding="utf-8")
     monkeypatch.setenv("LIFECYCLE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LIFECYCLE_LANDING_DIR", str(tmp_path / "landing"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "no_dagster_home"))
@@ -62,4 +65,5 @@ def test_status_of_a_landing_folder_nothing_was_loaded_from(tmp_path, monkeypatc
     assert "Published mart: none yet" in out
     assert "events       2026-01-01 to 2026-01-03 (3 days)" in out
     assert "Pending: 3 landing day(s) new or changed since loaded: 2026-01-01, 2026-01-02, 2026-01-03" in out
+    assert "left for later runs: events/2999-01-01/" in out
     assert "Status: NOT UP TO DATE" in out

@@ -66,6 +66,12 @@ EXPECTED_OWN_WARNING_CHECKS = {
     "raw/users:raw_users__empty_days",
     "raw/events:raw_events__empty_days",
     "raw/transactions:raw_transactions__empty_days",
+    "raw/users:raw_users__unknown_columns",
+    "raw/events:raw_events__unknown_columns",
+    "raw/transactions:raw_transactions__unknown_columns",
+    "raw/users:raw_users__landing_folder",
+    "raw/events:raw_events__landing_folder",
+    "raw/transactions:raw_transactions__landing_folder",
 }
 EXPECTED_GROUPS = {
     "raw/users": "ingest",

@@ -364,7 +364,7 @@ FILE_CASES = {
     "truncated parquet": ("a.parquet", _truncated_parquet, "could not be read"),
     "not UTF-8": ("a.csv", _latin1_csv, "not valid UTF-8"),
     "empty CSV": ("a.csv", _empty_csv, "needs a header row"),
-    "cut JSON line": ("a.jsonl", _cut_json_line, "line 2 (counting non-empty lines) is not a JSON object"),
+    "cut JSON line": ("a.jsonl", _cut_json_line, "line 2 is not a JSON object"),
     "numbers for an id in Parquet": (
         "a.parquet",
         _numeric_ids_parquet,
@@ -637,11 +637,14 @@ def test_other_files_in_a_day_folder_are_ignored_and_listed(conn, landing):
 
     report = ingest(conn, landing, "events")
 
-    assert sorted(report.partitions[0].ignored_files) == [
+    ignored = report.to_metadata()["ignored_paths"]
+    assert sorted(ignored) == [
         "events/2025-03-01/.a.csv.tmp", "events/2025-03-01/_SUCCESS", "events/2025-03-01/_b.csv",
-        "events/2025-03-01/notes.txt",
+        "events/2025-03-01/notes.txt", "events/README.md",
     ]  # fmt: skip
-    assert report.ignored_paths == ["events/README.md"]
+    assert ignored["events/2025-03-01/notes.txt"].startswith("not a data file: data files end in .csv")
+    assert ignored["events/2025-03-01/_SUCCESS"].startswith("the name starts with . or _")
+    assert ignored["events/README.md"].startswith("not in a day folder")
     assert raw_ids(conn, "events") == ["e1"]
 
 
@@ -745,3 +748,281 @@ def test_a_raw_table_left_by_the_previous_loader_is_rebuilt(conn, landing):
 
     assert raw_ids(conn, "events") == ["e1"]
     assert "_partition_date" in [row[0] for row in conn.execute("describe raw.events").fetchall()]
+
+
+# --- renamed columns ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("renamed", "to", "default"),
+    [("status", "state", "`completed`"), ("transaction_type", "type", "`order`")],
+)
+def test_a_renamed_optional_column_with_a_default_fails_the_day_naming_both(
+    conn, landing, renamed, to, default
+):
+    header = [to if name == renamed else name for name in TX_HEADER]
+    # a cancelled order (or a refund) would load as a completed order under the default
+    row = ["t1", "o1", "u1", "refund", "cancelled", "100.00", "USD", "2025-03-01 09:00:00"]
+    write_csv(landing, "transactions", DAY1, "tx.csv", header, [row])
+
+    report = ingest(conn, landing, "transactions")
+
+    (partition,) = report.partitions
+    assert partition.status == "failed" and raw_ids(conn, "transactions") == []
+    assert (
+        f"transactions/2025-03-01/tx.csv: has the unknown column `{to}` and lacks the optional column "
+        f"`{renamed}` (default {default}): was `{renamed}` renamed to `{to}`?"
+    ) in partition.error
+    assert "Rename the column back" in partition.error and "Re-deliver" in partition.error
+
+
+def test_an_unknown_column_beside_every_defaulted_column_loads_and_an_absent_one_takes_its_default(
+    conn, landing
+):
+    # every optional column with a default is there: the unknown column is only recorded
+    row = ["t1", "o1", "u1", "order", "cancelled", "10.00", "USD", "2025-03-01 09:00:00", "x"]
+    write_csv(landing, "transactions", DAY1, "a.csv", [*TX_HEADER, "note"], [row])
+    # no unknown column: the absent optional columns take their defaults
+    write_csv(landing, "transactions", DAY2, "a.csv", ["transaction_id", "user_id", "amount", "occurred_at"],
+              [["t2", "u1", "5.00", "2025-03-02 09:00:00"]])  # fmt: skip
+
+    report = ingest(conn, landing, "transactions")
+
+    assert [p.status for p in report.partitions] == ["loaded", "loaded"]
+    assert report.to_metadata()["extra_columns"] == {"transactions/2025-03-01/a.csv": ["note"]}
+    assert conn.execute(
+        "select transaction_id, order_id, transaction_type, status from raw.transactions order by 1"
+    ).fetchall() == [("t1", "o1", "order", "cancelled"), ("t2", "t2", "order", "completed")]
+
+
+def test_a_renamed_required_column_is_named_in_the_error(conn, landing):
+    write_csv(landing, "events", DAY1, "a.csv", ["event_id", "user_id", "event_type", "occurred"],
+              events(DAY1, "e1"))  # fmt: skip
+    (partition,) = ingest(conn, landing, "events").partitions
+    assert "lacks the required column(s) occurred_at (was `occurred_at` renamed to `occurred`?)" in (
+        partition.error
+    )
+
+
+# --- control characters --------------------------------------------------------------------------
+
+
+def test_control_characters_in_any_text_value_are_quarantined_and_shown_escaped(conn, landing):
+    path = day_dir(landing, "users", DAY1) / "users.csv"
+    path.write_bytes(
+        b"user_id,signup_at,channel,referrer_user_id,country\n"
+        b"u1,2025-03-01 08:00:00,organic,,U\x00S\n"  # a NUL byte in free text
+        b'u2,2025-03-01 09:00:00,organic,,"D\r\nE"\n'  # a line break inside a quoted value
+        b"u\x013,2025-03-01 09:30:00,organic,,DE\n"  # in an id: its own rule, not malformed_id
+        b"u4,2025-03-01 10:00:00,organic,,D\tE\n"  # a tab is allowed
+        b"u5,2025-03-01 11:00:00,paid,,FR\n"
+    )
+
+    report = ingest(conn, landing, "users")
+
+    bad = quarantine(conn, "users")
+    assert [(q["row_number"], q["line_number"], q["rule"]) for q in bad] == [
+        (1, 2, "control_character"), (2, 3, "control_character"), (3, 5, "control_character"),
+    ]  # fmt: skip
+    assert [q["detail"].split(" holds")[0] for q in bad] == [
+        "country 'U\\x00S'", "country 'D\\r\\nE'", "user_id 'u\\x013'",
+    ]  # fmt: skip
+    assert json.loads(bad[0]["record"])["country"] == "U\x00S" and "\\u0000" in bad[0]["record"]
+    assert all(not any(ord(c) < 32 for c in q["detail"]) for q in bad)
+    assert conn.execute("select user_id, country from raw.users order by 1").fetchall() == [
+        ("u4", "D\tE"), ("u5", "FR"),
+    ]  # fmt: skip
+    assert report.partitions[0].quarantine_by_rule == {"control_character": 3}
+
+
+def test_control_characters_from_json_lines_and_parquet_are_quarantined(conn, landing):
+    folder = day_dir(landing, "events", DAY1)
+    good = {"event_id": "e1", "user_id": "u1", "event_type": "page_view", "occurred_at": "2025-03-01 10:00"}
+    (folder / "a.jsonl").write_text(
+        json.dumps(good) + "\n\n" + json.dumps({**good, "event_id": "e2", "user_id": "u\x00x"}) + "\n",
+        encoding="utf-8",
+    )  # json.dumps writes the NUL as \u0000: valid JSON
+    pq.write_table(pa.table({"event_id": ["e3", "e4"], "user_id": ["u1", "u\nx"],
+                             "event_type": ["page_view"] * 2,
+                             "occurred_at": [dt.datetime(2025, 3, 1, 11)] * 2}),
+                   folder / "b.parquet")  # fmt: skip
+
+    ingest(conn, landing, "events")
+
+    bad = quarantine(conn, "events")
+    found = [(q["source_file"].rsplit("/", 1)[1], q["row_number"], q["line_number"], q["rule"]) for q in bad]
+    assert found == [("a.jsonl", 2, 3, "control_character"), ("b.parquet", 2, None, "control_character")]
+    assert "user_id 'u\\x00x'" in bad[0]["detail"] and "user_id 'u\\nx'" in bad[1]["detail"]
+    assert raw_ids(conn, "events") == ["e1", "e3"]
+
+
+# --- malformed rows and line numbers -----------------------------------------------------------
+
+
+def test_a_row_with_too_many_or_too_few_values_is_quarantined_with_its_line_and_text(conn, landing):
+    path = day_dir(landing, "events", DAY1) / "a.csv"
+    path.write_text(
+        "event_id,user_id,event_type,occurred_at\n"  # line 1
+        "e1,u1,page_view,2025-03-01 10:00:00\n"  # 2: row 1
+        'e2,"u1",page_view,2025-03-01 10:01:00,firefox\n'  # 3: row 2, a fifth value
+        "\n"  # 4: blank, skipped
+        "e3,u1\n"  # 5: row 3, two values
+        "e4,u1,page_view,2025-03-01 10:04:00\n",  # 6: row 4
+        encoding="utf-8",
+    )
+
+    report = ingest(conn, landing, "events")
+
+    (partition,) = report.partitions
+    assert (partition.status, partition.rows_read, partition.rows_loaded, partition.rows_quarantined) == (
+        "loaded", 4, 2, 2,
+    )  # fmt: skip
+    bad = quarantine(conn, "events")
+    assert [(q["row_number"], q["line_number"], q["rule"], json.loads(q["record"])) for q in bad] == [
+        (2, 3, "malformed_row", 'e2,"u1",page_view,2025-03-01 10:01:00,firefox'),
+        (3, 5, "malformed_row", "e3,u1"),
+    ]
+    assert bad[0]["detail"].startswith("the row has 5 values where the header has 4 columns")
+    assert bad[1]["detail"].startswith("the row has 2 values where the header has 4 columns")
+    assert conn.execute("select event_id, _row_number from raw.events order by 1").fetchall() == [
+        ("e1", 1), ("e4", 4),
+    ]  # fmt: skip
+
+
+def test_the_line_of_a_quarantined_row_counts_blank_lines_and_lines_inside_quoted_values(conn, landing):
+    path = day_dir(landing, "users", DAY1) / "users.csv"
+    path.write_text(
+        "\n"  # line 1: blank, before the header
+        "user_id,signup_at,channel,referrer_user_id,country\r\n"  # 2: the header (CRLF)
+        'u1,2025-03-01 08:00:00,"org\r\n'  # 3: row 1 starts here, its quoted value spans two lines
+        'anic",,US\r\n'  # 4
+        "\r\n"  # 5: blank
+        "u2,2025-03-01 09:00:00,tv,,DE\r\n",  # 6: row 2, unknown channel
+        encoding="utf-8",
+        newline="",
+    )
+
+    ingest(conn, landing, "users")
+
+    assert [(q["row_number"], q["line_number"], q["rule"]) for q in quarantine(conn, "users")] == [
+        (1, 3, "control_character"), (2, 6, "unknown_channel"),
+    ]  # fmt: skip
+
+
+def test_rows_are_numbered_as_read_and_lines_are_told_apart_in_a_large_file(conn, landing):
+    rows = [[f"e{i}", "u1", "page_view", f"2025-03-01 10:{i % 60:02d}:00"] for i in range(1, 30_001)]
+    rows[12_344] = ["e12345", "u1", "page_view", "2025-03-01 10:00:00", "extra"]  # row 12,345
+    rows[29_999][1] = "bad id!"  # row 30,000
+    write_csv(landing, "events", DAY1, "a.csv", EVENT_HEADER, rows)
+
+    report = ingest(conn, landing, "events")
+
+    assert report.partitions[0].rows_read == 30_000
+    assert [(q["row_number"], q["line_number"], q["rule"]) for q in quarantine(conn, "events")] == [
+        (12_345, 12_346, "malformed_row"), (30_000, 30_001, "malformed_id"),
+    ]  # fmt: skip
+    assert conn.execute("select max(_row_number), count(*) from raw.events").fetchall() == [(29_999, 29_998)]
+
+
+# --- file problems with a message in plain words -----------------------------------------------
+
+READABLE_FILE_CASES = {
+    "CR-only line endings": (
+        "a.csv",
+        b"event_id,user_id,event_type,occurred_at\re1,u1,page_view,2025-03-01 10:00:00\r",
+        "uses CR-only line endings (classic Mac): save it with LF or CRLF line endings",
+    ),
+    "NUL-padded CSV": (
+        "a.csv",
+        b"event_id,user_id,event_type,occurred_at\ne1,u1,page_view,2025-03-01 10:00:00\n" + b"\x00" * 64,
+        "ends with 64 NUL bytes (\\x00) from line 3 on: it was not completely written",
+    ),
+    "NUL bytes only": ("a.jsonl", b"\x00" * 64, "holds nothing but 64 NUL bytes (\\x00)"),
+    "not UTF-8, with the line and the column": (
+        "a.csv",
+        "event_id,user_id,event_type,occurred_at\ne1,u1,page_view,2025-03-01 10:00:00\n"
+        "e2,usér,page_view,2025-03-01 10:00:00\n".encode("latin-1"),
+        "is not valid UTF-8 text: line 3, column user_id holds the byte 0xE9",
+    ),
+    "not UTF-8 in the header": (
+        "a.csv",
+        "event_id,usér_id,event_type,occurred_at\n".encode("latin-1"),
+        "is not valid UTF-8 text: line 1 (the header row) holds the byte 0xE9",
+    ),
+    "not UTF-8 in JSON lines": (
+        "a.jsonl",
+        '\n{"event_id": "é"}\n'.encode("latin-1"),
+        "is not valid UTF-8 text: line 2 holds the byte 0xE9",
+    ),
+    "a raw control character in a JSON line": (
+        "a.jsonl",
+        b'{"event_id": "e1"}\n{"event_id": "e\x002"}\n',
+        "line 2 is not valid JSON: it holds the raw control character \\x00, which JSON writes escaped",
+    ),
+    "a control character in a column name": (
+        "a.csv",
+        b"event_id,user\x07_id,event_type,occurred_at\n",
+        "lacks the required column(s) user_id",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", READABLE_FILE_CASES, ids=list(READABLE_FILE_CASES))
+def test_a_broken_text_file_gets_a_message_in_plain_words(conn, landing, case):
+    name, data, problem = READABLE_FILE_CASES[case]
+    (day_dir(landing, "events", DAY1) / name).write_bytes(data)
+
+    (partition,) = ingest(conn, landing, "events").partitions
+
+    assert partition.status == "failed"
+    assert f"events/2025-03-01/{name}: {problem}" in partition.error, partition.error
+    assert not any(ord(char) < 32 for char in partition.error), partition.error
+
+
+# --- what is not read ----------------------------------------------------------------------------
+
+
+def test_day_folders_after_until_are_left_for_later_and_the_rest_is_listed_with_the_reason(conn, landing):
+    write_csv(landing, "events", DAY1, "a.csv", EVENT_HEADER, events(DAY1, "e1"))
+    future = dt.date(2999, 1, 1)
+    write_csv(landing, "events", future, "a.csv", EVENT_HEADER, events(future, "e9"))
+    write_csv(landing, "events", DAY2, "a.csv", EVENT_HEADER, events(DAY2, "e2"))
+    (landing / "events" / "2025-02-30").mkdir()
+    (landing / "events" / "2025-02-30" / "a.csv").write_text("x", encoding="utf-8")
+    (day_dir(landing, "events", DAY1) / "late.csv").symlink_to("nowhere.csv")
+    (day_dir(landing, "events", DAY1) / "old").mkdir()
+
+    report = ingest(conn, landing, "events", until=DAY1)
+    asked = ingest(conn, landing, "events", until=DAY1, partitions=[DAY2, future], force=True)
+
+    assert [(p.partition_date, p.status) for p in report.partitions] == [(DAY1, "loaded")]
+    assert asked.partitions == [] and raw_ids(conn, "events") == ["e1"]
+    metadata = report.to_metadata()
+    assert (
+        metadata["later_partitions"]
+        == ["2025-03-02", "2999-01-01"]
+        == asked.to_metadata()["later_partitions"]
+    )
+    assert metadata["ignored_paths"] == {
+        "events/2025-02-30/": "not a real date: a day folder is named YYYY-MM-DD",
+        "events/2025-03-01/late.csv": "a broken symbolic link (to nowhere.csv, which does not exist)",
+        "events/2025-03-01/old/": "a sub-folder of a day folder: not read",
+    }
+    assert landing_partitions(landing, "events") == [DAY1, DAY2, future]
+
+
+def test_a_quarantine_table_of_the_earlier_shape_gains_the_line_number(conn, landing):
+    conn.execute("create schema raw")
+    conn.execute(
+        "create table raw.quarantine (source VARCHAR NOT NULL, partition_date DATE NOT NULL, "
+        "source_file VARCHAR NOT NULL, row_number BIGINT NOT NULL, rule VARCHAR NOT NULL, "
+        "detail VARCHAR NOT NULL, record VARCHAR, loaded_at TIMESTAMP NOT NULL)"
+    )
+    conn.execute("insert into raw.quarantine values ('events', '2025-01-01', 'f', 1, 'r', 'd', '{}', now())")
+    write_csv(landing, "events", DAY1, "a.csv", EVENT_HEADER, [["e1", "bad id!", "page_view", "2025-03-01"]])
+
+    ingest(conn, landing, "events")
+
+    assert conn.execute("select source_file, line_number from raw.quarantine order by all").fetchall() == [
+        ("events/2025-03-01/a.csv", 2), ("f", None),
+    ]  # fmt: skip
