@@ -220,7 +220,7 @@ def churn_risk(
     )
 
     evaluation = _evaluation_rows(metrics, version, as_of_date)
-    fit_row = _fit_row(context, as_of_date, version, json.dumps(model.fit_info_, default=str))
+    fit_row = _fit_row(as_of_date, version, json.dumps(model.fit_info_, default=str))
     warehouse.write_frames(
         CHURN_SCHEMA,
         {
@@ -256,7 +256,6 @@ def churn_risk(
 
 
 def _fit_row(
-    context: dg.AssetExecutionContext,
     as_of_date: Any,
     model_version: str | None,
     fit_info: str,
@@ -270,7 +269,6 @@ def _fit_row(
             "is_fitted": [not_fitted_reason is None],
             "not_fitted_reason": pd.Series([not_fitted_reason], dtype="str"),
             "fit_info": pd.Series([fit_info], dtype="str"),
-            "run_id": [context.run.run_id],
         }
     )
 
@@ -306,7 +304,7 @@ def _not_fitted(
         }
     )
     facts = json.loads(json.dumps(error.facts, default=str))
-    fit_row = _fit_row(context, as_of_date, None, json.dumps(facts), reason)
+    fit_row = _fit_row(as_of_date, None, json.dumps(facts), reason)
     warehouse.write_frames(
         CHURN_SCHEMA,
         {

@@ -42,7 +42,7 @@ def settings(tmp_path) -> LifecycleSettings:
         conn.execute(
             f"create table {FIT_TABLE} as select cast(null as varchar) as model_version, "
             "date '2025-02-19' as as_of_date, false as is_fitted, $reason as not_fitted_reason, "
-            "$facts as fit_info, 'run' as run_id",
+            "$facts as fit_info",
             {"reason": REASON, "facts": json.dumps({"labelled_snapshot_dates": ["2025-01-20"]})},
         )
         conn.execute(
