@@ -2,7 +2,8 @@
 -- event counts by type, sessions with a 30-minute gap, completed orders net of completed refunds,
 -- the sign-up day) in one hand-written DuckDB query straight on the landing Parquet files.
 -- No quarantine, no tests, no incremental logic, no orchestration: the floor that the pipeline's
--- times are divided by. bench/run.py fills in {landing}, {as_of} and {gap_seconds}.
+-- times are divided by. bench/run.py passes $events, $transactions and $users (the landing files'
+-- globs), $as_of and $gap_seconds as parameters (no path is pasted into the SQL).
 create or replace table user_days as
 with
 
@@ -13,9 +14,9 @@ events as (
         event_type,
         occurred_at,
         cast(occurred_at as date) as event_date
-    from read_parquet('{landing}/events/*/*.parquet')
+    from read_parquet($events)
     where event_type <> 'app_heartbeat'
-        and cast(occurred_at as date) <= date '{as_of}'
+        and cast(occurred_at as date) <= cast($as_of as date)
 ),
 
 sessionized as (
@@ -31,7 +32,7 @@ sessionized as (
                     partition by user_id order by occurred_at asc nulls last, event_id asc nulls last
                 ),
                 occurred_at
-            ) > {gap_seconds} then 1
+            ) > $gap_seconds then 1
             else 0
         end as is_session_start
     from events
@@ -57,8 +58,8 @@ event_days as (
 
 transactions as (
     select *, cast(occurred_at as date) as transaction_date
-    from read_parquet('{landing}/transactions/*/*.parquet')
-    where cast(occurred_at as date) <= date '{as_of}' and status = 'completed'
+    from read_parquet($transactions)
+    where cast(occurred_at as date) <= cast($as_of as date) and status = 'completed'
 ),
 
 orders as (
@@ -93,8 +94,8 @@ order_days as (
 
 signup_days as (
     select user_id, cast(signup_at as date) as activity_date
-    from read_parquet('{landing}/users/*/*.parquet')
-    where cast(signup_at as date) <= date '{as_of}'
+    from read_parquet($users)
+    where cast(signup_at as date) <= cast($as_of as date)
 )
 
 select

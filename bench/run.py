@@ -98,17 +98,19 @@ def landed_rows(landing: Path) -> dict[str, int]:
     with duckdb.connect() as conn:
         return {
             source: int(
-                conn.sql(f"select count(*) from read_parquet('{landing}/{source}/*/*.parquet')").fetchall()[
-                    0
-                ][0]
+                conn.execute(
+                    "select count(*) from read_parquet(?)", [str(landing / source / "*" / "*.parquet")]
+                ).fetchall()[0][0]
             )
             for source in SOURCES
         }
 
 
 # -------------------------------------------------------------------------------------- baseline
-def baseline_sql(landing: Path, as_of: dt.date) -> str:
-    return BASELINE_SQL.read_text().format(landing=landing, as_of=as_of.isoformat(), gap_seconds=30 * 60)
+def baseline_sql(landing: Path, as_of: dt.date) -> tuple[str, dict[str, object]]:
+    """The baseline query and its parameters (the landing globs, the as-of date, the session gap)."""
+    files = {source: str(landing / source / "*" / "*.parquet") for source in SOURCES}
+    return BASELINE_SQL.read_text(), {**files, "as_of": as_of.isoformat(), "gap_seconds": 30 * 60}
 
 
 def run_baseline(landing: Path, as_of: dt.date, database: Path) -> tuple[float, int]:
@@ -118,7 +120,7 @@ def run_baseline(landing: Path, as_of: dt.date, database: Path) -> tuple[float, 
     database.unlink(missing_ok=True)
     with duckdb.connect(str(database)) as conn:
         started = time.perf_counter()
-        conn.execute(baseline_sql(landing, as_of))
+        conn.execute(*baseline_sql(landing, as_of))
         conn.execute("checkpoint")
         seconds = time.perf_counter() - started
         rows = int(conn.sql("select count(*) from user_days").fetchall()[0][0])

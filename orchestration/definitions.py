@@ -9,6 +9,7 @@ from orchestration.assets.ingest import raw_assets
 from orchestration.assets.publish import mart_staging, reporting_mart
 from orchestration.checks import asset_checks
 from orchestration.jobs import jobs, schedules
+from orchestration.loggers import LOGGERS
 from orchestration.resources import build_resources
 from orchestration.sensors import sensors
 
@@ -19,6 +20,8 @@ defs = dg.Definitions(
     schedules=schedules,
     sensors=sensors,
     resources=build_resources(),
+    # Dagster's console logger, and `lifecycle run`'s (the same lines without stack traces)
+    loggers=LOGGERS,
     # Steps run one after the other in one process: DuckDB takes one writer per file, and the
     # flow is a chain, so a process per step would only add start-up time.
     executor=dg.in_process_executor,

@@ -22,6 +22,7 @@ from orchestration.partitions import (
     last_complete_day,
 )
 from orchestration.resources import LifecycleSettings, build_resources
+from orchestration.warehouse import DamagedDatabaseError
 
 BUILD_JOB_NAME = "build_mart_job"
 
@@ -124,7 +125,13 @@ def default_window(settings: LifecycleSettings, as_of: dt.date | None = None) ->
         )
     end = as_of or due[-1]
     later = tuple(later_day_folders(landing, end))
-    pending = [day for day in pending_days(settings) if day <= end]
+    try:
+        pending = [day for day in pending_days(settings) if day <= end]
+    except DamagedDatabaseError:
+        # the run's ingest steps fail on it with a message that says how to rebuild it
+        window = RunWindow(end, end, "the warehouse cannot be read", later)
+        check_window(window.start, window.end)
+        return window
     if pending:
         window = RunWindow(min(pending), end, f"{len(pending)} new or changed landing day(s)", later)
     else:
@@ -140,13 +147,16 @@ def execute_build_job(
     window: RunWindow | None = None,
     tags: dict[str, str] | None = None,
     log_level: str = "INFO",
+    run_id: str | None = None,
+    logger: str = "console",
 ) -> dg.ExecuteInProcessResult:
     """Materialise every asset for the window's days and run every check; never raises on a failed
     step or check.
 
     ``window`` defaults to :func:`default_window` (as of ``settings.as_of_date`` when set). With
     ``instance`` (e.g. ``DagsterInstance.get()``) the run is recorded and shows in the UI; without
-    it the run uses an ephemeral instance.
+    it the run uses an ephemeral instance. ``logger`` is ``console`` (Dagster's) or ``brief_console``
+    (the same lines without stack traces, ``orchestration/loggers.py``).
     """
     from orchestration.definitions import defs
 
@@ -158,6 +168,7 @@ def execute_build_job(
         instance=instance,
         resources=build_resources(settings),
         raise_on_error=False,
+        run_id=run_id,
         tags={**(tags or {}), **window.tags()},
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={"loggers": {logger: {"config": {"log_level": log_level}}}},
     )

@@ -2,7 +2,7 @@
 
 SQLite storage in DAGSTER_HOME by default (``dagster.yaml``); PostgreSQL storage for a shared
 deployment (``dagster.postgres.yaml``) when ``LIFECYCLE_DAGSTER_POSTGRES_URL`` holds a DSN. Both files
-carry the same telemetry, concurrency and run-retry settings.
+carry the same telemetry, concurrency, run-monitoring and run-retry settings.
 
 ``python -m orchestration.instance`` prepares the folder and prints it (``make ui`` uses it).
 """

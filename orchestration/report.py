@@ -58,11 +58,13 @@ class CheckReport:
 
 @dataclass(frozen=True)
 class StepReport:
-    """A step that failed or did not run (``status`` ``failed`` or ``not run``), and why."""
+    """A step that failed or did not run (``status`` ``failed`` or ``not run``), and why; ``trace``
+    is the failure's whole error with its stack trace (what `lifecycle run` leaves out of its output)."""
 
     key: str
     status: str
     message: str | None = None
+    trace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,12 @@ def _value(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return _e(f"{value:,}")
     return _e(value)
+
+
+def _trace(trace: str | None) -> str:
+    if not trace:
+        return ""
+    return f"<details><summary>stack trace</summary><pre>{_e(trace)}</pre></details>"
 
 
 def _slug(check: CheckReport) -> str:
@@ -282,7 +290,7 @@ def render_report(report: RunReport) -> str:
             "<table><tr><th>step</th><th>status</th><th>why</th></tr>"
             + "".join(
                 f"<tr><td>{_e(step.key)}</td><td>{_badge(step.status)}</td>"
-                f"<td><pre>{_e(step.message)}</pre></td></tr>"
+                f"<td><pre>{_e(step.message)}</pre>{_trace(step.trace)}</td></tr>"
                 for step in report.steps
             )
             + "</table>"
@@ -388,6 +396,7 @@ def collect_run_report(
     planned: dict[tuple[str, str], None] = {}
     started: set[str] = set()
     failed_steps: dict[str, str] = {}
+    traces: dict[str, str] = {}
     not_executed: dict[str, str] = {}
     found_as_of: str | None = None
     for entry in instance.all_logs(run_id):
@@ -414,6 +423,8 @@ def collect_run_report(
                 failed_steps[event.step_key] = failure.user_failure_data.description
             else:
                 failed_steps[event.step_key] = _root_error(failure.error)
+            if failure.error is not None:
+                traces[event.step_key] = failure.error.to_string()
         elif kind == DagsterEventType.ASSET_MATERIALIZATION:
             metadata = event.event_specific_data.materialization.metadata or {}
             if "as_of_date" in metadata:
@@ -429,7 +440,7 @@ def collect_run_report(
                 )
             )
 
-    steps = [StepReport(key, "failed", message) for key, message in failed_steps.items()]
+    steps = [StepReport(key, "failed", message, traces.get(key)) for key, message in failed_steps.items()]
     plan_steps: list[str] = []
     if run.execution_plan_snapshot_id:
         snapshot = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)

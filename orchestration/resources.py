@@ -70,6 +70,16 @@ class LifecycleSettings(dg.ConfigurableResource):
     # spark only: where the ingest assets write the raw rows as Parquet (None = <data dir>/raw_parquet)
     raw_parquet_dir: str | None = None
 
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[LifecycleSettings]:
+        """Around every run: hold the data folder for the whole run, mark failed the runs whose process
+        died and free their pool slots, wait for a warehouse still locked by another process, repair
+        the Parquet pointers (``orchestration/run_guard.py``)."""
+        from orchestration.run_guard import guarded_run
+
+        with guarded_run(self, context), super().yield_for_execution(context) as value:
+            yield value
+
     def warehouse(self) -> Warehouse:
         """The engine that holds the dbt and model tables (``dbt_target``): the DuckDB file or Spark."""
         return open_warehouse(self.warehouse_path, self.dbt_target)

@@ -5,11 +5,14 @@ whose files are new or changed is reloaded in one transaction, rows that break t
 contract go to raw.quarantine, unchanged days are skipped.
 """
 
+import contextlib
 import datetime as dt
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from orchestration.landing.loader import ingest_source
 from orchestration.landing.raw_parquet import export_raw_parquet
@@ -24,13 +27,28 @@ from orchestration.partitions import (
     window_of,
 )
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
-from orchestration.warehouse import connect, row_count
+from orchestration.warehouse import REBUILD_HINT, DamagedDatabaseError, connect, is_damage, row_count
 
 SOURCES: dict[str, str] = {
     "users": "User sign-ups (one row per user) from the app database export.",
     "events": "Behaviour events (one row per event) from the event collector.",
     "transactions": "Orders and refunds (one row per transaction) from the payment system.",
 }
+
+
+@contextlib.contextmanager
+def _open_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse, read-write; a damaged file fails the step with a message naming it and saying
+    how to rebuild it from the landing files."""
+    try:
+        with connect(path) as conn:
+            yield conn
+    except DamagedDatabaseError as err:
+        raise dg.Failure(f"{err}. {REBUILD_HINT}") from err
+    except duckdb.Error as err:
+        if is_damage(err):
+            raise dg.Failure(f"{DamagedDatabaseError(path, err)}. {REBUILD_HINT}") from err
+        raise
 
 
 def summarize(report: SourceReport) -> str:
@@ -72,7 +90,7 @@ def build_raw_asset(source: str, description: str) -> dg.AssetsDefinition:
         until = last_loadable_day(settings.parsed_as_of_date())
         until = max(until, window[1]) if window else until
         loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        with connect(settings.warehouse_path) as conn:
+        with _open_warehouse(settings.warehouse_path) as conn:
             ensure_raw_tables(conn)
             report = ingest_source(
                 conn,

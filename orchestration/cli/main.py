@@ -2,11 +2,14 @@
 
 lifecycle generate [--users N --days N --seed N --start-date YYYY-MM-DD]
 lifecycle run [--as-of YYYY-MM-DD]
-                         generate demo data if the landing folder is empty, then one run for the new
-                         or changed landing days up to the latest (or --as-of): build, audit, publish
+                         generate demo data if the landing folder is empty (a folder with files is used
+                         as it is, never replaced), then one run for the new or changed landing days up
+                         to the latest (or --as-of): build, audit, publish
 lifecycle backfill --from YYYY-MM-DD --to YYYY-MM-DD   (or --day YYYY-MM-DD)
                          one run for a range of days: reload their changed files, rebuild the facts
                          from the first day, rebuild the marts, audit, publish
+lifecycle rebuild        move the warehouse aside (kept) and reload every landing day into a new one,
+                         then build, audit, publish (after the warehouse file was damaged)
 lifecycle status [--check]
                          what is published, landed, loaded and pending, and the last runs
                          (--check: exit code 1 unless the mart is up to date)
@@ -28,8 +31,10 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 
+from orchestration import data_lock
 from orchestration.instance import ensure_dagster_home
 from orchestration.project import PROJECT_ROOT, prepare_dbt_manifest
 from orchestration.resources import BUILT_IN_DATASETS, LifecycleSettings, settings_from_env
@@ -49,9 +54,27 @@ def generate_demo_data(settings: LifecycleSettings, args: argparse.Namespace, *,
     )
     landing = Path(settings.landing_dir)
     marker = landing / "_truth" / "generator.json"
-    if not force and marker.exists() and json.loads(marker.read_text()).get("config") == config.to_dict():
-        log.info("landing folder %s already holds this demo dataset (seed %s): reused", landing, config.seed)
-        return
+    found = _generator_config(marker)
+    if not force:
+        if found == config.to_dict():
+            log.info(
+                "landing folder %s already holds this demo dataset (seed %s): reused", landing, config.seed
+            )
+            return
+        if _holds_files(landing):
+            what = (
+                "demo data generated with " + _describe_config(found)
+                if found
+                else "files that `lifecycle generate` did not write"
+            )
+            log.warning(
+                "landing folder %s already holds %s: used as it is (`lifecycle run` never replaces a "
+                "landing folder). To replace it with other demo data: `lifecycle generate --users N "
+                "--days N [--seed N --start-date YYYY-MM-DD]`, then `lifecycle run`.",
+                landing,
+                what,
+            )
+            return
     started = time.perf_counter()
     if landing.exists():
         shutil.rmtree(landing)
@@ -68,6 +91,27 @@ def generate_demo_data(settings: LifecycleSettings, args: argparse.Namespace, *,
         landing,
         time.perf_counter() - started,
         rows,
+    )
+
+
+def _generator_config(marker: Path) -> dict | None:
+    try:
+        return json.loads(marker.read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _describe_config(config: dict) -> str:
+    names = {"n_users": "--users", "n_days": "--days", "seed": "--seed", "start_date": "--start-date"}
+    return " ".join(f"{flag} {config[key]}" for key, flag in names.items() if key in config)
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether a folder holds any file (the generator's own ``_truth`` folder aside)."""
+    if not folder.is_dir():
+        return False
+    return any(
+        path.is_file() and "_truth" not in path.relative_to(folder).parts for path in folder.rglob("*")
     )
 
 
@@ -108,26 +152,70 @@ def prepare_landing(settings: LifecycleSettings, args: argparse.Namespace, *, fo
         )
 
 
-def run_pipeline(settings: LifecycleSettings, window=None, trigger: str = "lifecycle run") -> bool:
+def run_pipeline(
+    settings: LifecycleSettings,
+    window=None,
+    trigger: str = "lifecycle run",
+    run_id: str | None = None,
+    rebuild: bool = False,
+) -> bool:
     """Materialise every asset and run every check in the Dagster instance; True when published.
 
-    Success or failure, the run's validation report is written to <data dir>/reports/<run id>.html
-    (and latest.html) and linked from the run (tag lifecycle/validation_report).
+    Called with the data folder's lock held (:func:`run_command`). First marks failed the runs whose
+    process died and frees their pool slots, waits for a warehouse still locked by another process and
+    repairs the Parquet pointers (``orchestration/run_guard.py``), one line each; with ``rebuild``,
+    moves the warehouse aside and reloads every landing day. Success or failure, the run's validation
+    report is written to <data dir>/reports/<run id>.html (and latest.html) and linked from the run
+    (tag lifecycle/validation_report). Expected failures print without Dagster's stack traces (they
+    stay in the event log and the report).
     """
     from dagster import DagsterInstance
 
     from orchestration.definitions import defs
-    from orchestration.execution import default_window, execute_build_job
+    from orchestration.execution import (
+        RunWindow,
+        check_window,
+        default_window,
+        execute_build_job,
+        landed_days,
+    )
     from orchestration.report import check_info_from_repository, reports_dir, write_run_report
+    from orchestration.run_guard import prepare_run, process_tags
+    from orchestration.warehouse import set_aside
 
-    if window is None:
+    with DagsterInstance.get() as instance:
+        prepare_run(instance, settings, by=f"{trigger} (pid {os.getpid()})", warn=log.warning, info=log.info)
         try:
-            window = default_window(settings, settings.parsed_as_of_date())
+            if rebuild:
+                days = landed_days(Path(settings.landing_dir))
+                if not days:
+                    raise ValueError(
+                        f"no landing files under {settings.landing_dir}: nothing to rebuild from"
+                    )
+                end = settings.parsed_as_of_date() or days[-1]
+                window = RunWindow(days[0], end, "rebuild: every landing day")
+                check_window(window.start, window.end)
+                aside = set_aside(settings.warehouse_path, "set-aside")
+                if aside:
+                    log.warning(
+                        "moved the warehouse aside to %s (kept, not deleted: remove it once the rebuild "
+                        "has published); reloading every landing day into a new %s",
+                        aside,
+                        settings.warehouse_path.name,
+                    )
+            elif window is None:
+                window = default_window(settings, settings.parsed_as_of_date())
         except ValueError as err:
             raise SystemExit(f"Cannot run: {err}") from err
-    log.info("run window: %s", window)
-    with DagsterInstance.get() as instance:
-        result = execute_build_job(settings, instance, window=window, tags={"lifecycle/trigger": trigger})
+        log.info("run window: %s", window)
+        result = execute_build_job(
+            settings,
+            instance,
+            window=window,
+            tags={"lifecycle/trigger": trigger, **process_tags(settings.data_dir)},
+            run_id=run_id,
+            logger="brief_console",
+        )
         try:
             report = write_run_report(
                 instance,
@@ -141,20 +229,45 @@ def run_pipeline(settings: LifecycleSettings, window=None, trigger: str = "lifec
             log.warning("could not write the validation report of run %s: %s", result.run_id, err)
     print_check_results(result)
     if not result.success:
-        failed = [event.step_key for event in result.all_events if event.is_step_failure]
-        where = ", ".join(failed) or "a step"
-        print(f"\nRun {result.run_id} FAILED at {where}; the published mart is unchanged.")
-        for event in result.all_events:
-            if not event.is_step_failure:
-                continue
-            failure = event.step_failure_data
-            if failure.user_failure_data and failure.user_failure_data.description:
-                print(f"  {event.step_key}: {failure.user_failure_data.description}")
-            elif failure.error:
-                print(f"  {event.step_key}: {root_error_message(failure.error)}")
+        print_failure(result)
     if report is not None:
         print(f"\nValidation report: {report}")
     return result.success
+
+
+def failure_messages(result) -> dict[str, list[str]]:
+    """What failed the run, message -> the steps it failed (a message shared by several steps, e.g. a
+    damaged warehouse failing each ingest step, is said once); the run's own error when no step
+    failed (e.g. a resource that could not start)."""
+    from dagster import DagsterEventType
+
+    from orchestration.loggers import innermost_error
+
+    messages: dict[str, list[str]] = {}
+    for event in result.all_events:
+        if event.is_step_failure:
+            failure = event.step_failure_data
+            if failure.user_failure_data and failure.user_failure_data.description:
+                message = failure.user_failure_data.description
+            elif failure.error:
+                message = root_error_message(failure.error)
+            else:
+                message = "failed"
+            messages.setdefault(message, []).append(event.step_key)
+    if not messages:
+        for event in result.all_events:
+            error = getattr(event.event_specific_data, "error", None)
+            if event.event_type == DagsterEventType.PIPELINE_FAILURE and error is not None:
+                messages.setdefault(innermost_error(error), []).append("the run")
+    return messages
+
+
+def print_failure(result) -> None:
+    messages = failure_messages(result)
+    where = ", ".join(step for steps in messages.values() for step in steps) or "a step"
+    print(f"\nRun {result.run_id} FAILED at {where}; the published mart is unchanged.")
+    for message, steps in messages.items():
+        print(f"  {', '.join(steps)}: {message}")
 
 
 def root_error_message(error) -> str:
@@ -164,28 +277,38 @@ def root_error_message(error) -> str:
     return f"{error.cls_name}: {error.message.strip()[:2000]}"
 
 
-def print_check_results(result) -> None:
-    """Every failed check with its reason (WARN for a warning, which never blocks); the project's own
-    checks by name; dbt tests as a count."""
+def check_status(evaluation) -> str:
+    """PASS, WARN (a non-blocking check of severity WARN that did not pass) or FAIL."""
     from dagster import AssetCheckSeverity
 
+    if evaluation.passed:
+        return "PASS"
+    return "WARN" if evaluation.severity == AssetCheckSeverity.WARN else "FAIL"
+
+
+def print_check_results(result) -> None:
+    """Every failed or warning check with its reason; the project's own checks by name; dbt tests as
+    a count."""
     from orchestration.assets.dbt import dbt_test_check_names
 
     dbt_tests = dbt_test_check_names()
     evaluations = result.get_asset_check_evaluations()
-    passed = sum(evaluation.passed for evaluation in evaluations)
-    warned = sum(not e.passed and e.severity == AssetCheckSeverity.WARN for e in evaluations)
-    print(f"\nChecks: {passed} of {len(evaluations)} passed" + (f", {warned} warned" if warned else ""))
+    statuses = [check_status(evaluation) for evaluation in evaluations]
+    header = f"\nChecks: {statuses.count('PASS')} of {len(evaluations)} passed"
+    for status, word in (("WARN", "warned"), ("FAIL", "failed")):
+        if statuses.count(status):
+            header += f", {statuses.count(status)} {word}"
+    print(header)
+    order = {"FAIL": 0, "WARN": 1, "PASS": 2}
     dbt_passed = 0
-    for evaluation in sorted(evaluations, key=lambda e: (e.passed, e.check_name)):
-        if evaluation.passed and evaluation.check_name in dbt_tests:
+    for status, evaluation in sorted(
+        zip(statuses, evaluations, strict=True), key=lambda pair: (order[pair[0]], pair[1].check_name)
+    ):
+        if status == "PASS" and evaluation.check_name in dbt_tests:
             dbt_passed += 1
             continue
-        status = "PASS" if evaluation.passed else "FAIL"
-        if not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN:
-            status = "WARN"
         print(f"  {status}  {evaluation.asset_key.to_user_string()} :: {evaluation.check_name}")
-        if not evaluation.passed and evaluation.description:
+        if status != "PASS" and evaluation.description:
             for line in evaluation.description.splitlines():
                 print(f"        {line}")
     if dbt_passed:
@@ -254,9 +377,11 @@ def backfill_window(parser: argparse.ArgumentParser, args: argparse.Namespace):
 
 
 def print_status(settings: LifecycleSettings, *, check: bool) -> int:
-    from orchestration.cli.status import add_runs, format_status, read_status
+    from orchestration.cli.status import add_runs, format_status, read_status, repair_when_idle
 
+    running, repaired = repair_when_idle(settings)
     status = read_status(settings)
+    status.running, status.repaired = running, repaired
     home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
     if (home / "dagster.yaml").exists():
         from dagster import DagsterInstance
@@ -322,7 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     commands["rollback"].add_argument(
         "--to", metavar="VERSION", help="a version listed by `lifecycle versions`"
     )
-    for name in ("run", "generate", "summary", "versions", "rollback", "backfill", "status"):
+    commands["rebuild"] = sub.add_parser(
+        "rebuild",
+        help="move the warehouse aside (kept) and reload every landing day into a new one, then build, "
+        "audit and publish (after the warehouse file was damaged)",
+    )
+    for name in ("run", "generate", "summary", "versions", "rollback", "backfill", "status", "rebuild"):
         commands[name].add_argument(
             "--dataset",
             help="demo (default) or cdnow; sets LIFECYCLE_DATASET and the data folder data/<dataset>",
@@ -359,7 +489,12 @@ def main(argv: list[str] | None = None) -> int:
         print("updated " + " and ".join(write_docs()))
         return 0
     if args.command == "generate":
-        prepare_landing(settings, args, force=True)
+        try:
+            with data_lock.hold(settings.data_dir, "lifecycle generate"):
+                prepare_landing(settings, args, force=True)
+        except data_lock.DataFolderBusy as err:
+            print(err)
+            return data_lock.BUSY_EXIT_CODE
         return 0
     if args.command == "summary":
         print_summary(settings)
@@ -367,16 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return print_status(settings, check=args.check)
     if args.command == "backfill":
-        window = backfill_window(parser, args)
-        started = time.perf_counter()
-        ensure_dagster_home()
-        prepare_dbt_manifest()
-        log.info(
-            "backfill of %s on %s (Dagster home %s)", window, settings.dataset, os.environ["DAGSTER_HOME"]
-        )
-        ok = run_pipeline(settings, window, trigger="lifecycle backfill")
-        print(f"\n{'Done' if ok else 'Failed'} in {time.perf_counter() - started:.1f} s.")
-        return 0 if ok else 1
+        return run_command(settings, args, "lifecycle backfill", window=backfill_window(parser, args))
+    if args.command == "rebuild":
+        return run_command(settings, args, "lifecycle rebuild", rebuild=True)
     if args.command in ("versions", "rollback"):
         from orchestration.publishing.layout import MartLayout, PublicationError
         from orchestration.publishing.versions import format_versions, list_versions, rollback
@@ -384,7 +512,13 @@ def main(argv: list[str] | None = None) -> int:
         layout = MartLayout(settings.mart_dir, settings.published_mart_path.name)
         if args.command == "rollback":
             try:
-                done = rollback(layout, args.to)
+                # the data folder's lock: never while a run is going (its publication would silently
+                # replace the version rolled back to)
+                with data_lock.hold(settings.data_dir, "lifecycle rollback"):
+                    done = rollback(layout, args.to)
+            except data_lock.DataFolderBusy as err:
+                print(f"Rollback refused: {err}")
+                return data_lock.BUSY_EXIT_CODE
             except PublicationError as err:
                 print(f"Rollback failed: {err}. The published mart is unchanged.")
                 return 1
@@ -407,15 +541,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Kept versions of {layout.published} (* = published now), newest first:")
         print("\n".join(format_versions(versions)))
         return 0
+    return run_command(settings, args, "lifecycle run")
+
+
+def run_command(
+    settings: LifecycleSettings, args: argparse.Namespace, command: str, *, window=None, rebuild: bool = False
+) -> int:
+    """`lifecycle run`, `backfill` and `rebuild`: one run of the job, holding the data folder's lock
+    from before the run until after its report; refused at once, with one line naming the holder,
+    while another run, a rollback or a rebuild holds it."""
+    from orchestration.run_guard import WarehouseBusy
 
     started = time.perf_counter()
     ensure_dagster_home()
-    prepare_landing(settings, args, force=False)
-    log.info("checking the dbt manifest (parsing the dbt project if it changed)")
-    prepare_dbt_manifest()
-    log.info("running build_mart_job on %s (Dagster home %s)", settings.dataset, os.environ["DAGSTER_HOME"])
-    ok = run_pipeline(settings)
-    if ok:
+    run_id = str(uuid.uuid4())
+    try:
+        with data_lock.hold(settings.data_dir, command, run_id=run_id):
+            if command == "lifecycle run":
+                prepare_landing(settings, args, force=False)
+            log.info("checking the dbt manifest (parsing the dbt project if it changed)")
+            prepare_dbt_manifest()
+            log.info(
+                "%s: build_mart_job on %s%s (Dagster home %s)",
+                command,
+                settings.dataset,
+                f", {window}" if window else "",
+                os.environ["DAGSTER_HOME"],
+            )
+            ok = run_pipeline(settings, window, trigger=command, run_id=run_id, rebuild=rebuild)
+    except data_lock.DataFolderBusy as err:
+        print(err)
+        return data_lock.BUSY_EXIT_CODE
+    except WarehouseBusy as err:
+        print(err)
+        return 1
+    if ok and command != "lifecycle backfill":
         print_summary(settings)
     print(f"\n{'Done' if ok else 'Failed'} in {time.perf_counter() - started:.1f} s.")
     return 0 if ok else 1

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration import data_lock
 from orchestration.landing.contract import SOURCES
 from orchestration.landing.folders import landing_partitions
 from orchestration.landing.tables import INGESTED_FILES_TABLE
 from orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG, last_loadable_day
 from orchestration.publishing.layout import MartLayout
-from orchestration.publishing.versions import current_version
+from orchestration.publishing.versions import current_version, needs_recovery, repair
 from orchestration.resources import LifecycleSettings
-from orchestration.warehouse import connect
+from orchestration.warehouse import REBUILD_HINT, DamagedDatabaseError, connect
 
 
 @dataclass
@@ -39,6 +40,8 @@ class MartStatus:
     # UTC day): left for later runs, not counted as landed or pending.
     horizon: dt.date | None = None
     later: list[str] = field(default_factory=list)
+    running: str | None = None  # who holds the data folder now (a run, a rollback, a rebuild)
+    repaired: list[str] = field(default_factory=list)  # what an interrupted publication left, now repaired
 
     @property
     def latest_landed(self) -> dt.date | None:
@@ -86,11 +89,31 @@ def read_status(settings: LifecycleSettings) -> MartStatus:
             ).fetchone()
         pending = pending_days(settings) if landing.is_dir() else []
         status.pending = [day for day in pending if day <= status.horizon]
+    except DamagedDatabaseError as err:
+        status.warehouse_note = f"{err}. {REBUILD_HINT}"
     except duckdb.Error as err:
         status.warehouse_note = (
             f"warehouse busy or unreadable (a run may be writing it): {str(err).splitlines()[0]}"
         )
     return status
+
+
+def repair_when_idle(settings: LifecycleSettings) -> tuple[str | None, list[str]]:
+    """Who holds the data folder now (None when nobody does) and, when nobody does, what an
+    interrupted publication or rollback left that was repaired (the Parquet pointers, temporary
+    files); the lock is taken only when there is something to repair."""
+    held = data_lock.is_free(settings.data_dir) is False
+    if held:
+        holder = data_lock.read_holder(settings.data_dir)
+        return (holder.describe() if holder else "another process"), []
+    layout = MartLayout(settings.mart_dir, settings.published_mart_path.name)
+    if not needs_recovery(layout):
+        return None, []
+    try:
+        with data_lock.hold(settings.data_dir, "lifecycle status"):
+            return None, repair(layout)
+    except data_lock.DataFolderBusy as err:
+        return (err.holder.describe() if err.holder else "another process"), []
 
 
 def _span(span: tuple[dt.date, dt.date, int]) -> list[dt.date]:
@@ -133,6 +156,10 @@ def format_status(status: MartStatus, now: dt.datetime) -> list[str]:
             f"  as of {status.as_of_date}, version {status.version}, run {status.run_id}, "
             f"built {built:%Y-%m-%d %H:%M:%S} UTC ({age_hours:.1f} h ago)"
         )
+    if status.running:
+        lines.append(f"Running now: {status.running}")
+    for repaired in status.repaired:
+        lines.append(f"Repaired: {repaired} (left by an interrupted publication)")
     lines.append("Landing files:")
     for source, span in status.landed.items():
         shown = f"{span[0]} to {span[1]} ({span[2]} days)" if span else "none"

@@ -248,10 +248,10 @@ def _load_partition(
                 f"""
                 insert into {RAW_SCHEMA}.{source}
                     ({names}, _source_file, _partition_date, _row_number, _loaded_at)
-                select {names}, {lit(f.rf.file.relpath)}, ?, _row_number, ?
+                select {names}, ?, ?, _row_number, ?
                 from ({f.typed_select()}) as r {keep} {order}
                 """,
-                [day, loaded_at],
+                [f.rf.file.relpath, day, loaded_at],
             ).fetchall()
             _check_counts(report)
             if report.rows_quarantined:

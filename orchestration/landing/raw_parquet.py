@@ -60,8 +60,8 @@ def export_raw_parquet(
         partial = path.with_name(f".{path.name}.partial")
         conn.execute(
             f"copy (select * from {table} where _partition_date = ? order by {_RAW_ORDER[source]}) "
-            f"to '{partial}' (format parquet, compression snappy)",
-            [day],
+            "to ? (format parquet, compression snappy)",
+            [day, str(partial)],
         )
         os.replace(partial, path)
         written.append(path)

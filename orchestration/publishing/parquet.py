@@ -37,7 +37,8 @@ def export_parquet(mart_path: Path, target_dir: Path) -> dict[str, int]:
         ]
         for table in tables:
             out = partial / f"{table}.parquet"
-            conn.execute(f"copy (select * from {table} order by all) to '{out}' ({PARQUET_OPTIONS})")
+            # the path is a parameter, never pasted into the SQL (a folder may hold a quote)
+            conn.execute(f"copy (select * from {table} order by all) to ? ({PARQUET_OPTIONS})", [str(out)])
     sizes = {}
     for table in tables:
         path = partial / f"{table}.parquet"
@@ -51,24 +52,39 @@ def export_parquet(mart_path: Path, target_dir: Path) -> dict[str, int]:
 
 
 def point_parquet_to(layout: MartLayout, version: str) -> None:
-    """Swap the Parquet pointer (``parquet/current`` symlink and ``parquet/CURRENT`` file) atomically."""
+    """Point the Parquet pointers at ``version``: first ``parquet/CURRENT`` (the pointer of record,
+    a one-line text file replaced atomically), then the symbolic link ``parquet/current`` derived
+    from it. A process killed between the two leaves the link behind the file, never ahead of it;
+    :func:`orchestration.publishing.versions.recover_interrupted` brings it level."""
     if not layout.parquet_snapshot(version).is_dir():
         raise PublicationError(f"no Parquet snapshot {layout.parquet_snapshot(version)} to point to")
+    write_text_atomically(layout.parquet_pointer_file, version + "\n")
+    _link_to(layout, version)
+    fsync_path(layout.parquet_dir)
+
+
+def _link_to(layout: MartLayout, version: str) -> None:
     try:
         tmp = layout.parquet_dir / f".current.{os.getpid()}.tmp"
         tmp.unlink(missing_ok=True)
         os.symlink(version, tmp, target_is_directory=True)
         os.replace(tmp, layout.parquet_pointer)
-    except (OSError, NotImplementedError):  # no symlinks here: CURRENT alone says which one
+    except (OSError, NotImplementedError):  # no symbolic links here: CURRENT alone says which one
         pass
-    write_text_atomically(layout.parquet_pointer_file, version + "\n")
-    fsync_path(layout.parquet_dir)
+
+
+def parquet_pointers(layout: MartLayout) -> tuple[str | None, str | None]:
+    """What ``parquet/CURRENT`` and the link ``parquet/current`` name (None where absent)."""
+    recorded = link = None
+    with contextlib.suppress(OSError):
+        recorded = layout.parquet_pointer_file.read_text().strip() or None
+    with contextlib.suppress(OSError):
+        link = os.readlink(layout.parquet_pointer)
+    return recorded, link
 
 
 def parquet_pointer_target(layout: MartLayout) -> str | None:
-    """The version the Parquet pointer names (the CURRENT file, else the symlink)."""
-    with contextlib.suppress(OSError):
-        return layout.parquet_pointer_file.read_text().strip() or None
-    with contextlib.suppress(OSError):
-        return os.readlink(layout.parquet_pointer)
-    return None
+    """The version the Parquet pointer names: ``parquet/CURRENT``, the pointer of record (the
+    symbolic link where the file is missing)."""
+    recorded, link = parquet_pointers(layout)
+    return recorded or link

@@ -36,8 +36,9 @@ def build_staged_mart(
     remove_duckdb_file(staged_path)
     counts: dict[str, int] = {}
     with duckdb.connect() as conn:
-        conn.execute(f"attach '{warehouse_path}' as warehouse (read_only)")
-        conn.execute(f"attach '{staged_path}' as mart (storage_version '{MART_STORAGE_VERSION}')")
+        # paths are parameters, never pasted into the SQL (a folder name may hold a quote)
+        conn.execute("attach ? as warehouse (read_only)", [str(warehouse_path)])
+        conn.execute(f"attach ? as mart (storage_version '{MART_STORAGE_VERSION}')", [str(staged_path)])
         for table, source in tables.items():
             conn.execute(f"create table mart.main.{table} as select * from warehouse.{source}")
             counts[table] = int(conn.execute(f"select count(*) from mart.main.{table}").fetchone()[0])
@@ -63,7 +64,9 @@ def build_staged_mart_from_arrow(
     counts: dict[str, int] = {}
     with duckdb.connect() as conn:
         # each result fetched to the end: DuckDB 2.0 refuses register() while one is unfinished
-        conn.execute(f"attach '{staged_path}' as mart (storage_version '{MART_STORAGE_VERSION}')").fetchall()
+        conn.execute(
+            f"attach ? as mart (storage_version '{MART_STORAGE_VERSION}')", [str(staged_path)]
+        ).fetchall()
         for table, source in tables.items():
             pulled = read_table(source)
             if table in column_order:

@@ -50,7 +50,11 @@ from orchestration.publishing.layout import (
     is_version_name,
     parse_version_name,
 )
-from orchestration.publishing.parquet import export_parquet, parquet_pointer_target, point_parquet_to
+from orchestration.publishing.parquet import (
+    export_parquet,
+    parquet_pointers,
+    point_parquet_to,
+)
 
 # -------------------------------------------------------------------------------------- publish
 
@@ -112,26 +116,63 @@ def finish_publication(layout: MartLayout, version: str, keep_versions: int) -> 
     return prune_versions(layout, keep_versions)
 
 
-def recover_interrupted(layout: MartLayout) -> None:
-    """Finish or discard what a killed publish or rollback left behind.
+def recover_interrupted(layout: MartLayout) -> list[str]:
+    """Finish or discard what a killed publish or rollback left behind; return what it did.
 
-    A pending history entry that is the published file (killed after the swap) is completed and the
-    Parquet pointer moved to it; other pending entries, partial Parquet folders and temporary
-    pointer files are removed. A stale candidate is left to ``build_staged_mart``, which replaces it.
+    A pending history entry that is the published file (killed after the swap) is completed; other
+    pending entries, partial Parquet folders, temporary pointer files and a rollback's staged copy are
+    removed. The Parquet pointers follow the published file: ``parquet/CURRENT`` is set to the kept
+    version that is published, and the link ``parquet/current`` to what ``CURRENT`` names. A stale
+    candidate is left to ``build_staged_mart``, which replaces it.
     """
+    done = []
     for pending in layout.versions_dir.glob(f".*.duckdb{PENDING_SUFFIX}"):
         if layout.published.exists() and os.path.samefile(pending, layout.published):
             os.replace(pending, layout.versions_dir / pending.name[1 : -len(PENDING_SUFFIX)])
+            done.append(f"completed the history entry {pending.name[1 : -len(PENDING_SUFFIX)]}")
         else:
             pending.unlink()
+            done.append(f"removed the unpublished history entry {pending.name}")
     for partial in layout.parquet_dir.glob(f".*{PARTIAL_SUFFIX}"):
         shutil.rmtree(partial, ignore_errors=True)
+        done.append(f"removed the partial Parquet folder {partial.name}")
     for tmp in layout.parquet_dir.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
-    remove_duckdb_file(layout.rollback_staging)
-    current = current_version(layout)
-    if current and layout.parquet_snapshot(current).is_dir() and parquet_pointer_target(layout) != current:
-        point_parquet_to(layout, current)
+        done.append(f"removed the temporary file {tmp.name}")
+    if layout.rollback_staging.exists():
+        remove_duckdb_file(layout.rollback_staging)
+        done.append(f"removed the rollback's staged copy {layout.rollback_staging.name}")
+    recorded, link = parquet_pointers(layout)
+    truth = current_version(layout) or recorded
+    if truth and layout.parquet_snapshot(truth).is_dir() and (recorded, link) != (truth, truth):
+        point_parquet_to(layout, truth)
+        done.append(
+            f"pointed the Parquet pointers at {truth} (parquet/CURRENT named {recorded}, "
+            f"parquet/current named {link})"
+        )
+    return done
+
+
+def needs_recovery(layout: MartLayout) -> bool:
+    """Whether :func:`recover_interrupted` has something to do (read-only; cheap)."""
+    if not layout.root.is_dir():
+        return False
+    if any(layout.versions_dir.glob(f".*.duckdb{PENDING_SUFFIX}")) or layout.rollback_staging.exists():
+        return True
+    if any(layout.parquet_dir.glob(f".*{PARTIAL_SUFFIX}")) or any(layout.parquet_dir.glob(".*.tmp")):
+        return True
+    recorded, link = parquet_pointers(layout)
+    truth = current_version(layout) or recorded
+    return bool(truth and layout.parquet_snapshot(truth).is_dir() and (recorded, link) != (truth, truth))
+
+
+def repair(layout: MartLayout) -> list[str]:
+    """:func:`recover_interrupted` under the publication lock (what a run does before it starts and
+    `lifecycle status` does when no run holds the data folder); returns what it did."""
+    if not layout.root.is_dir():
+        return []
+    with publication_lock(layout):
+        return recover_interrupted(layout)
 
 
 def publish_staged_mart(
@@ -199,7 +240,7 @@ def prune_versions(layout: MartLayout, keep_versions: int) -> tuple[list[str], l
         raise ValueError(f"keep_versions must be at least 1, got {keep_versions}")
     names = version_names(layout)
     keep = set(names[-keep_versions:])
-    keep.update(name for name in (current_version(layout), parquet_pointer_target(layout)) if name)
+    keep.update(name for name in (current_version(layout), *parquet_pointers(layout)) if name)
     pruned = [name for name in names if name not in keep]
     for name in pruned:
         layout.version_path(name).unlink(missing_ok=True)

@@ -45,6 +45,9 @@ def test_dagster_yaml_gives_the_promised_instance(dagster_home):
         assert instance.run_retries_enabled
         assert instance.run_retries_max_retries == 1
         assert not instance.run_retries_retry_on_asset_or_op_failure
+        # the daemon frees the pool slots of ended runs (a killed run's steps never free theirs)
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
         # the explicit SQLite storage is Dagster's default layout, in DAGSTER_HOME
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         instance.get_runs(limit=1)
@@ -57,7 +60,7 @@ def test_the_two_instance_files_differ_in_storage_only():
     assert sqlite.pop("storage") == {"sqlite": {"base_dir": {"env": "DAGSTER_HOME"}}}
     assert postgres.pop("storage") == {"postgres": {"postgres_url": {"env": POSTGRES_URL_ENV}}}
     assert sqlite == postgres
-    assert {"telemetry", "concurrency", "run_retries"} <= set(sqlite)
+    assert {"telemetry", "concurrency", "run_retries", "run_monitoring"} <= set(sqlite)
 
 
 def test_postgres_yaml_fits_dagsters_instance_schema(dagster_home, monkeypatch):

@@ -256,26 +256,27 @@ def test_failure_sensor_writes_and_links_the_report_once(tmp_path):
             instance=instance, raise_on_error=False
         )
         run = instance.get_run_by_id(result.run_id)
-        context = dg.build_run_status_sensor_context(
+        # `with`: the settings resource is a context manager (it guards each run; see run_guard.py)
+        with dg.build_run_status_sensor_context(
             sensor_name="validation_report_on_failure",
             dagster_event=result.get_run_failure_event(),
             dagster_instance=instance,
             dagster_run=run,
             resources={"settings": settings},
-        ).for_run_failure()
-        assert validation_report_on_failure(context) is None
+        ) as context:
+            assert validation_report_on_failure(context.for_run_failure()) is None
         path = tmp_path / "data" / "reports" / f"{result.run_id}.html"
         assert instance.get_run_by_id(result.run_id).tags[REPORT_TAG] == str(path.resolve())
         assert "source_table__amount_not_negative" in path.read_text()
 
-        tagged = dg.build_run_status_sensor_context(
+        with dg.build_run_status_sensor_context(
             sensor_name="validation_report_on_failure",
             dagster_event=result.get_run_failure_event(),
             dagster_instance=instance,
             dagster_run=instance.get_run_by_id(result.run_id),
             resources={"settings": settings},
-        ).for_run_failure()
-        assert isinstance(validation_report_on_failure(tagged), dg.SkipReason)
+        ) as tagged:
+            assert isinstance(validation_report_on_failure(tagged.for_run_failure()), dg.SkipReason)
 
 
 def test_report_sensors_are_registered():
@@ -284,3 +285,13 @@ def test_report_sensors_are_registered():
     sensors = {sensor.name: sensor for sensor in defs.get_repository_def().sensor_defs}
     assert {"validation_report_on_success", "validation_report_on_failure"} <= set(sensors)
     assert sensors["validation_report_on_success"].default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_a_failed_step_keeps_its_stack_trace_folded_away():
+    """`lifecycle run` prints a failure as one line; the report keeps the whole error, escaped."""
+    step = StepReport("raw__events", "failed", "IOException: cannot read", 'Traceback\n  File "a.py" <b>')
+    page = render_report(make_report(steps=[step]))
+    assert (
+        "<pre>IOException: cannot read</pre><details><summary>stack trace</summary>"
+        "<pre>Traceback\n  File &quot;a.py&quot; &lt;b&gt;</pre></details>"
+    ) in page
