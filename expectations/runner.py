@@ -182,11 +182,15 @@ def load_suite_dict(name: str) -> dict:
     return suite
 
 
-def validate_dataframe(df: pd.DataFrame, suite_name: str) -> SuiteResult:
+def validate_dataframe(df: pd.DataFrame, suite_name: str, *, empty_because: str | None = None) -> SuiteResult:
     """Validate ``df`` against the suite ``suite_name`` and return every outcome.
 
     An expectation that needs a column ``df`` lacks fails with an error naming the column
     (GE is not asked to evaluate it); one that raises inside GE fails with GE's message.
+
+    ``empty_because`` (a model that was not fitted, and why) validates the table as one that must
+    hold no rows: only the suite's column-set rules apply (the table keeps its columns), plus the
+    rule that it is empty (see :func:`empty_table_suite`).
 
     Raises
     ------
@@ -198,6 +202,8 @@ def validate_dataframe(df: pd.DataFrame, suite_name: str) -> SuiteResult:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate_dataframe needs a pandas DataFrame, got {type(df).__name__}")
     suite = load_suite_dict(suite_name)
+    if empty_because is not None:
+        suite = empty_table_suite(suite, empty_because)
     present = set(df.columns)
     outcomes: list[ExpectationOutcome | None] = [None] * len(suite["expectations"])
     to_run: list[tuple[int, dict]] = []
@@ -220,6 +226,21 @@ def validate_dataframe(df: pd.DataFrame, suite_name: str) -> SuiteResult:
         row_count=len(df),
         outcomes=done,
     )
+
+
+def empty_table_suite(suite: dict, reason: str) -> dict:
+    """The variant of ``suite`` for a table that must be empty (its model was not fitted, for
+    ``reason``): the suite's ``expect_table_columns_to_match_set`` rules and a row count of 0. The
+    row-level rules would pass on no rows anyway; the table-level ones that need scores (at least
+    one row, one model version) do not apply to a model that produced none."""
+    columns = [spec for spec in suite["expectations"] if spec["type"] == "expect_table_columns_to_match_set"]
+    empty = {
+        "type": "expect_table_row_count_to_equal",
+        "kwargs": {"value": 0},
+        "meta": {"rule": f"{suite['name']} holds no rows while its model is not fitted ({reason})"},
+        "severity": "critical",
+    }
+    return {**suite, "expectations": [*copy.deepcopy(columns), empty]}
 
 
 #: Expectations that hold row by row: on batches of a table's rows they add up to the whole table.

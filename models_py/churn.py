@@ -37,8 +37,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from models_py.errors import CannotFitError
+
 __all__ = [
     "CATEGORICAL_FEATURES",
+    "CannotFitError",
     "ChurnModel",
     "ChurnParams",
     "NUMERIC_FEATURES",
@@ -86,6 +89,9 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "model_version",
 )
 METHODS: tuple[str, ...] = ("model", "baseline_days_since_last_active", "baseline_bgnbd_p_alive")
+#: Labelled snapshot dates the backtest needs (training dates before the evaluation date), by
+#: whether the model is calibrated (the calibrator takes the latest training date): 2 or 3.
+MIN_LABELLED_SNAPSHOTS: dict[bool, int] = {False: 2, True: 3}
 RELIABILITY_BINS = 10
 #: At most this many points of a ROC curve are kept (enough to draw it; the AUC is computed exactly).
 ROC_CURVE_MAX_POINTS = 201
@@ -205,9 +211,12 @@ class ChurnModel:
 
         Raises
         ------
+        CannotFitError
+            If there are too few labelled snapshot dates (:data:`MIN_LABELLED_SNAPSHOTS`: two
+            without calibration, three with) or a training set holds a single class: the history
+            is too short or too uniform for an honest backtest. ``facts`` holds the numbers.
         ValueError
-            If a column is missing, a label is null, or there are too few labelled snapshots
-            (two without calibration, three with) or a training set has a single class.
+            If a column is missing or a label is null (an input error).
         """
         with _thread_limit(self.n_threads):
             return self._fit(_validated(snapshots, require_label=True), p_alive)
@@ -215,12 +224,21 @@ class ChurnModel:
     def _fit(self, frame: pd.DataFrame, p_alive: pd.DataFrame | None) -> ChurnModel:
         labelled = frame.loc[~frame["is_scoring_snapshot"]].sort_values(["snapshot_date", "user_id"])
         dates = sorted(labelled["snapshot_date"].unique())
-        needed = 3 if self.params.calibration != "none" else 2
+        needed = MIN_LABELLED_SNAPSHOTS[self.params.calibration != "none"]
         if len(dates) < needed:
-            raise ValueError(
-                f"churn model needs at least {needed} labelled snapshot dates with active users "
-                f"(calibration={self.params.calibration!r}), got {len(dates)}: {[_iso(d) for d in dates]}. "
-                "Wait for more history, or lower churn_snapshot_spacing_days / calibration."
+            rows = labelled.groupby("snapshot_date").size()
+            found = ", ".join(f"{_iso(d)} ({int(rows[d]):,} users)" for d in dates) or "none"
+            raise CannotFitError(
+                f"the churn model needs at least {needed} labelled snapshot dates with active users "
+                f"(calibration={self.params.calibration!r}), found {len(dates)}: {found}. Wait for more "
+                "history (a labelled snapshot needs churn_horizon_days after it), or lower "
+                "churn_snapshot_spacing_days / calibration.",
+                facts={
+                    "labelled_snapshot_dates": [_iso(d) for d in dates],
+                    "labelled_rows": len(labelled),
+                    "min_labelled_snapshot_dates": needed,
+                    "calibration": self.params.calibration,
+                },
             )
         eval_date = dates[-1]
         train = labelled.loc[labelled["snapshot_date"] < eval_date]
@@ -603,9 +621,10 @@ def _deciles(risk: np.ndarray, user_ids: np.ndarray) -> np.ndarray:
 
 def _require_both_classes(y: np.ndarray, dates: Sequence[Any]) -> None:
     if len(np.unique(y)) < 2:
-        raise ValueError(
+        raise CannotFitError(
             f"the snapshots {[_iso(d) for d in dates]} hold a single class ({len(y)} rows, all "
-            f"{'churned' if len(y) and y[0] else 'retained'}): the churn model cannot learn from them"
+            f"{'churned' if len(y) and y[0] else 'retained'}): the churn model cannot learn from them",
+            facts={"snapshot_dates": [_iso(d) for d in dates], "rows": len(y), "classes": 1},
         )
 
 

@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit, hyp2f1
 
 with warnings.catch_warnings():
     # lifetimes.utils sets pd.options.mode.chained_assignment at import time, which pandas 3
@@ -53,7 +54,17 @@ with warnings.catch_warnings():
     from lifetimes import BetaGeoFitter, GammaGammaFitter
     from lifetimes.utils import ConvergenceError
 
-__all__ = ["ClvModel", "HoldoutEvaluation", "SUMMARY_COLUMNS", "HOLDOUT_COLUMNS", "evaluate_holdout"]
+from models_py.errors import CannotFitError
+
+__all__ = [
+    "CannotFitError",
+    "ClvModel",
+    "HoldoutEvaluation",
+    "SUMMARY_COLUMNS",
+    "HOLDOUT_COLUMNS",
+    "evaluate_holdout",
+    "expected_purchases",
+]
 
 SUMMARY_COLUMNS: tuple[str, ...] = ("frequency", "recency", "t", "monetary_value")
 #: Input of :func:`evaluate_holdout` (``int_clv_calibration_holdout``): the calibration summary's
@@ -190,20 +201,23 @@ class ClvModel:
 
         Raises
         ------
+        CannotFitError
+            If the data cannot support an honest fit: fewer than :data:`MIN_GAMMA_GAMMA_CUSTOMERS`
+            customers have a repeat purchase with positive value (none at all when the summary
+            is empty), or a model fails at every step of :data:`FIT_LADDER`. The message gives the
+            data's shape and each attempt's failure; ``facts`` the numbers.
         ValueError
-            If a column is missing or breaks a rule, if fewer than
-            :data:`MIN_GAMMA_GAMMA_CUSTOMERS` customers have a repeat purchase with positive
-            value, or if a model fails at every step of :data:`FIT_LADDER`; the message gives
-            the data's shape and each attempt's failure.
+            If a column is missing or breaks a rule (an input error, not a lack of data).
         """
-        freq, rec, t, monetary = _validated_summary(summary)
+        freq, rec, t, monetary = _validated_summary(summary, allow_empty=True)
         is_gg = (freq > 0) & (monetary > 0)
         shape = {**_shape(freq, t), "n_gamma_gamma_customers": int(is_gg.sum())}
         if shape["n_gamma_gamma_customers"] < MIN_GAMMA_GAMMA_CUSTOMERS:
-            raise ValueError(
-                f"summary has only {shape['n_gamma_gamma_customers']} customers with frequency > 0 and "
-                f"monetary_value > 0; Gamma-Gamma needs at least {MIN_GAMMA_GAMMA_CUSTOMERS} "
-                f"(data: {_describe(shape)}). Wait for more repeat purchases or widen the window."
+            raise CannotFitError(
+                f"Gamma-Gamma needs at least {MIN_GAMMA_GAMMA_CUSTOMERS} repeat customers (frequency > 0 "
+                f"and monetary_value > 0), found {shape['n_gamma_gamma_customers']} "
+                f"(data: {_describe(shape)}). Wait for more repeat purchases or widen the window.",
+                facts={**shape, "min_gamma_gamma_customers": MIN_GAMMA_GAMMA_CUSTOMERS},
             )
         bgf, bg_info = self._fit_bgnbd(freq, rec, t, shape)
         ggf, gg_info = self._fit_gamma_gamma(freq[is_gg], monetary[is_gg], shape)
@@ -350,10 +364,11 @@ class ClvModel:
                     "failed_attempts": failures,
                 }
             failures.append(f"step {step} (penalizer {pen:g}, tol {tol:g}): {problem}")
-        raise ValueError(
+        raise CannotFitError(
             f"{name} fit failed at every step of the ladder ({'; '.join(failures)}). "
             f"Data: {_describe(shape)}, time_unit={self.time_unit!r}. In the customer summary, {hint}; "
-            "or pass a larger penalizer_coef."
+            "or pass a larger penalizer_coef.",
+            facts={**shape, "model": name, "failed_attempts": failures},
         )
 
     # -------------------------------------------------------------- predict
@@ -387,6 +402,13 @@ class ClvModel:
             Same index as ``summary``; columns ``p_alive``, ``expected_purchases_{h}d`` per horizon,
             ``expected_avg_order_value`` and ``clv``. The BG/NBD quantities are computed once per
             distinct ``(frequency, recency, t)`` and broadcast back.
+
+        Raises
+        ------
+        CannotFitError
+            If a score is not finite (the message names the rows and the parameters).
+        ValueError
+            For a broken input or argument.
         """
         if not hasattr(self, "params_"):
             raise RuntimeError("ClvModel is not fitted: call fit(summary) before predict(summary).")
@@ -413,26 +435,15 @@ class ClvModel:
         d_t = distinct["t"].to_numpy()
 
         bgf = self._bgf
+        params = self.params_["bgnbd"]
         columns: dict[str, np.ndarray] = {}
         columns["p_alive"] = np.asarray(bgf.conditional_probability_alive(d_freq, d_rec, d_t), dtype=float)
-        # For histories where death is all but certain (many purchases long ago) lifetimes' term
-        # ((alpha + T) / (alpha + recency)) ** (r + x) overflows to inf, and 1 / (1 + inf) = 0 is the
-        # right limit: keep that overflow quiet here only (NaN is still caught below).
-        with np.errstate(over="ignore"):
-            for h in horizons:
-                columns[f"expected_purchases_{h}d"] = np.asarray(
-                    bgf.conditional_expected_number_of_purchases_up_to_time(h / scale, d_freq, d_rec, d_t),
-                    dtype=float,
-                )
-            # Cumulative expected purchases at the end of months 0..M, differenced per month and
-            # discounted at the month's end, as lifetimes.utils._customer_lifetime_value does.
-            month_ends = DAYS_PER_MONTH * np.arange(clv_horizon_months + 1) / scale
-            cumulative = np.stack(
-                [
-                    bgf.conditional_expected_number_of_purchases_up_to_time(m, d_freq, d_rec, d_t)
-                    for m in month_ends
-                ]
-            )
+        for h in horizons:
+            columns[f"expected_purchases_{h}d"] = expected_purchases(params, h / scale, d_freq, d_rec, d_t)
+        # Cumulative expected purchases at the end of months 0..M, differenced per month and
+        # discounted at the month's end, as lifetimes.utils._customer_lifetime_value does.
+        month_ends = DAYS_PER_MONTH * np.arange(clv_horizon_months + 1) / scale
+        cumulative = np.stack([expected_purchases(params, m, d_freq, d_rec, d_t) for m in month_ends])
         discount = (1.0 + monthly_discount_rate) ** np.arange(1, clv_horizon_months + 1)
         discounted_purchases = (np.diff(cumulative, axis=0) / discount[:, None]).sum(axis=0)
 
@@ -449,10 +460,14 @@ class ClvModel:
         out = pd.DataFrame(result, index=summary.index)
         bad = ~np.isfinite(out.to_numpy()).all(axis=1)
         if bad.any():
-            raise ValueError(
+            # Not expected with expected_purchases (no log of 2F1, Euler's form where 2F1 overflows):
+            # if it happens, the model cannot score these customers, and no score is better than a
+            # silently filtered one.
+            raise CannotFitError(
                 f"predict produced non-finite values for {int(bad.sum())} of {len(out)} rows "
-                f"(e.g. index {list(summary.index[bad][:5])}; max frequency {int(freq.max())}). "
-                "The hypergeometric term of BG/NBD can overflow for extreme histories: check those rows."
+                f"(e.g. index {list(summary.index[bad][:5])}; max frequency {int(freq.max())}; "
+                f"BG/NBD {self.params_['bgnbd']}): check those customers' histories.",
+                facts={"non_finite_rows": int(bad.sum()), "rows": len(out), "params": self.params_},
             )
         return out
 
@@ -591,8 +606,10 @@ def evaluate_holdout(
 
     Raises
     ------
+    CannotFitError
+        For a fit that fails at every ladder step, or predictions that are not finite.
     ValueError
-        For a broken input (column and rule named) or a fit that fails at every ladder step.
+        For a broken input (column and rule named).
 
     Notes
     -----
@@ -617,19 +634,17 @@ def evaluate_holdout(
     frame = pd.DataFrame({"frequency": freq, "recency": rec / scale, "t": t / scale})
     grouped = frame.groupby(list(_TIME_COLUMNS), sort=True)
     distinct = grouped.size().index.to_frame(index=False)
-    with np.errstate(over="ignore"):  # certain death overflows to inf odds: 0 purchases (see predict)
-        expected = np.asarray(
-            bgf.conditional_expected_number_of_purchases_up_to_time(
-                holdout_days / scale,
-                distinct["frequency"].to_numpy(),
-                distinct["recency"].to_numpy(),
-                distinct["t"].to_numpy(),
-            ),
-            dtype=float,
-        )
+    params = {k: float(bgf.params_[k]) for k in _BGNBD_PARAMS}
+    expected = expected_purchases(
+        params,
+        holdout_days / scale,
+        distinct["frequency"].to_numpy(),
+        distinct["recency"].to_numpy(),
+        distinct["t"].to_numpy(),
+    )
     predicted = expected[grouped.ngroup().to_numpy()]
     if not np.isfinite(predicted).all():
-        raise ValueError(
+        raise CannotFitError(
             f"the holdout predictions are not finite for {int((~np.isfinite(predicted)).sum())} customers "
             f"(data: {_describe(shape)}); check the calibration summary's extreme histories."
         )
@@ -670,8 +685,80 @@ def evaluate_holdout(
     )
 
 
+# ------------------------------------------------- BG/NBD conditional expectation
+def expected_purchases(
+    params: dict[str, float],
+    horizon: float,
+    frequency: np.ndarray,
+    recency: np.ndarray,
+    t: np.ndarray,
+) -> np.ndarray:
+    r"""BG/NBD conditional expected number of purchases in the next ``horizon`` time units.
+
+    Parameters
+    ----------
+    params : dict
+        BG/NBD parameters ``r``, ``alpha``, ``a``, ``b`` (``alpha`` in the time unit of the times).
+    horizon : float
+        Length of the future window, in the fitted time unit.
+    frequency, recency, t : numpy.ndarray
+        The customers' histories (``x``, ``t_x``, ``T``), in the fitted time unit.
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`\mathrm{E}[Y(\tau) \mid x, t_x, T]` per customer (float; NaN only if both forms
+        of the hypergeometric term below fail).
+
+    Notes
+    -----
+    Fader, Hardie & Lee (2005a), eq. 10, with :math:`\tau` = ``horizon``,
+    :math:`z = \tau / (\alpha + T + \tau)` and :math:`c = a + b + x - 1`:
+
+    .. math:: \mathrm{E}[Y(\tau) \mid x, t_x, T] =
+              \frac{c}{a - 1}\,\frac{1 - (1 - z)^{r + x}\,{}_2F_1(r + x, b + x; c; z)}
+              {1 + \delta_{x>0}\,\frac{a}{b + x - 1}\left(\frac{\alpha + T}{\alpha + t_x}\right)^{r + x}}
+
+    ``lifetimes`` evaluates the hypergeometric term as ``exp(log(2F1(...)) + ...)``. When
+    :math:`c < 0`, which happens for customers without a repeat purchase (:math:`x = 0`) whenever
+    :math:`a + b < 1`, :math:`{}_2F_1` is negative, its logarithm is NaN and so is the prediction
+    (the formula itself holds for any :math:`a \ne 1`: the factor :math:`c / (a - 1)` is negative
+    too). Fits with :math:`a + b < 1` are common on short histories with few repeat customers
+    (e.g. 500 generated users over 120 days give :math:`a = 0.18, b = 0.73`; 800 users over 90
+    days give :math:`a, b \approx 10^{-6}`, dropout concentrated at :math:`p = 0` and
+    :math:`p = 1`). Here the term is computed without a logarithm, and where
+    :math:`{}_2F_1` overflows (a long, frequent history) through Euler's transformation
+
+    .. math:: (1 - z)^{r + x}\,{}_2F_1(r + x, b + x; c; z)
+              = (1 - z)^{a - 1}\,{}_2F_1(a + b - 1 - r, a - 1; c; z).
+
+    The odds of having dropped out are taken in logs, so that a certainly dead history gives
+    exactly 0 expected purchases instead of an overflow.
+    """
+    r, alpha, a, b = (float(params[k]) for k in _BGNBD_PARAMS)
+    x = np.asarray(frequency, dtype=float)
+    t_x = np.asarray(recency, dtype=float)
+    big_t = np.asarray(t, dtype=float)
+    c = a + b + x - 1
+    z = horizon / (alpha + big_t + horizon)
+    survival = (alpha + big_t) / (alpha + big_t + horizon)  # 1 - z without the rounding of 1 - z
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        term = survival ** (r + x) * hyp2f1(r + x, b + x, c, z)
+        euler = survival ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, c, z)
+        term = np.where(np.isfinite(term), term, euler)
+        alive_part = c / (a - 1) * (1 - term)
+        log_odds_dead = (
+            np.log(a)
+            - np.log(np.where(x > 0, b + x - 1, 1.0))
+            + (r + x) * np.log((alpha + big_t) / (alpha + t_x))
+        )
+    return np.where(x > 0, alive_part * expit(-log_odds_dead), alive_part)
+
+
 # ---------------------------------------------------------------- helpers
-def _numeric_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> dict[str, np.ndarray]:
+def _numeric_columns(
+    frame: pd.DataFrame, columns: Sequence[str], what: str, *, allow_empty: bool = False
+) -> dict[str, np.ndarray]:
     """The named columns of ``frame`` as float arrays, after checking they exist and are numeric."""
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
@@ -681,7 +768,7 @@ def _numeric_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> 
             f"{what} is missing column(s) {missing}; expected {list(columns)} "
             "(times in days, one row per customer)."
         )
-    if len(frame) == 0:
+    if len(frame) == 0 and not allow_empty:
         raise ValueError(f"{what} has no rows: there are no customers to fit or score.")
     arrays = {}
     for col in columns:
@@ -718,9 +805,11 @@ def _checked_times(
     return freq, rec, t
 
 
-def _validated_summary(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _validated_summary(
+    summary: pd.DataFrame, *, allow_empty: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Check the summary's columns and rules; return frequency, recency, t, monetary_value as float arrays."""
-    arrays = _numeric_columns(summary, SUMMARY_COLUMNS, "summary")
+    arrays = _numeric_columns(summary, SUMMARY_COLUMNS, "summary", allow_empty=allow_empty)
     check = _rule_checker(summary, "the customer summary")
     freq, rec, t = _checked_times(arrays, check)
     monetary = arrays["monetary_value"]
@@ -759,8 +848,8 @@ def _shape(freq: np.ndarray, t: np.ndarray) -> dict[str, Any]:
     return {
         "n_customers": len(freq),
         "n_repeat_customers": int((freq > 0).sum()),
-        "max_frequency": int(freq.max()),
-        "max_t_days": float(t.max()),
+        "max_frequency": int(freq.max()) if len(freq) else 0,
+        "max_t_days": float(t.max()) if len(t) else 0.0,
     }
 
 

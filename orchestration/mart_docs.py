@@ -30,7 +30,8 @@ PYTHON_TABLE_DOCS: dict[str, dict] = {
             "Customer lifetime value as of d: the model's inputs per customer (from "
             "int_customers_summarized, in days) and its scores. Purchases are purchase days: orders "
             "on the same day count once. The fit itself (parameters, holdout error) is in the Dagster "
-            "metadata of the customer_clv asset."
+            "metadata of the customer_clv asset. Empty (same columns) while the data cannot support "
+            "an honest fit (fewer than 30 repeat customers): rpt_model_status says why."
         ),
         "columns": [
             ("user_id", "varchar", "Key of the customer (dim_users.user_id)."),
@@ -68,7 +69,8 @@ PYTHON_TABLE_DOCS: dict[str, dict] = {
         "description": (
             "Churn risk as of d: the probability that a recently active user has no active day in "
             "the next churn_horizon_days (30) days. The backtest against the two baselines is in the "
-            "Dagster metadata of the churn_risk asset."
+            "Dagster metadata of the churn_risk asset. Empty (same columns) while the history cannot "
+            "support an honest fit (fewer than 2 labelled snapshot dates): rpt_model_status says why."
         ),
         "columns": [
             ("user_id", "varchar", "Key of the user (dim_users.user_id)."),

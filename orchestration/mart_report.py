@@ -37,6 +37,13 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Customer value", ("plot_rfm_segments", "plot_clv_distribution")),
     ("Models", ("plot_clv_holdout_calibration", "plot_churn_roc", "plot_churn_reliability")),
 )
+#: The model each model-dependent plot draws (a model that was not fitted has nothing to draw).
+PLOT_MODELS: dict[str, str] = {
+    "plot_clv_distribution": "customer_clv",
+    "plot_clv_holdout_calibration": "customer_clv",
+    "plot_churn_roc": "churn_risk",
+    "plot_churn_reliability": "churn_risk",
+}
 _VERSION_FILE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z_[A-Za-z0-9]+\.html$")
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
@@ -89,6 +96,7 @@ def render_mart_report(
     problems: Mapping[str, str] | None = None,
     rpt_kpis: pd.DataFrame | None = None,
     model_tables: Mapping[str, pd.DataFrame] | None = None,
+    model_status: pd.DataFrame | None = None,
 ) -> str:
     """The report as an HTML string.
 
@@ -108,6 +116,9 @@ def render_mart_report(
         The KPI table, for the tables of the last weeks and months with their change.
     model_tables : mapping, optional
         ``customer_clv_holdout`` and ``churn_risk_evaluation``, for the model tables under the plots.
+    model_status : pandas.DataFrame, optional
+        ``rpt_model_status`` of the mart: the Models section says per model whether it was fitted,
+        and a plot of a model that was not fitted is listed as not drawn for that reason.
     """
     as_of = _text(info.get("as_of_date"))
     parts = [
@@ -135,8 +146,19 @@ def render_mart_report(
     ]
     placed: set[str] = set()
     model_tables = model_tables or {}
+    unfitted = _unfitted_models(model_status)
+    problems = {
+        **(problems or {}),
+        **{
+            key: f"{model} was not fitted: {unfitted[model]}"
+            for key, model in PLOT_MODELS.items()
+            if model in unfitted and key not in images
+        },
+    }
     for heading, keys in SECTIONS:
         body = []
+        if heading == "Models" and model_status is not None and not model_status.empty:
+            body.append(_model_status_table(model_status))
         if heading == "KPI trends" and rpt_kpis is not None and not rpt_kpis.empty:
             for grain in ("week", "month"):
                 try:
@@ -339,3 +361,39 @@ def _float(value: object) -> float:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
+
+
+def _unfitted_models(model_status: pd.DataFrame | None) -> dict[str, str]:
+    """Model -> why it was not fitted, from ``rpt_model_status`` (empty without it)."""
+    if model_status is None or model_status.empty or "is_fitted" not in model_status.columns:
+        return {}
+    return {
+        str(r["model"]): _text(r.get("not_fitted_reason"))
+        for r in model_status.to_dict(orient="records")
+        if not bool(r["is_fitted"])
+    }
+
+
+def _model_status_table(model_status: pd.DataFrame) -> str:
+    rows = []
+    for r in sorted(model_status.to_dict(orient="records"), key=lambda r: str(r["model"])):
+        fitted = bool(r["is_fitted"])
+        audiences = _text(r.get("dependent_audiences"))
+        rows.append(
+            [
+                str(r["model"]),
+                "fitted" if fitted else "not fitted",
+                _text(r.get("model_version")) if fitted else _text(r.get("not_fitted_reason")),
+                int(r["scored_rows"]),
+                "have members as usual" if fitted or audiences == "n/a" else f"no members: {audiences}",
+            ]
+        )
+    note = ""
+    if not model_status["is_fitted"].astype(bool).all():
+        note = (
+            '<p class="muted">A model the data cannot support honestly publishes no scores (its table '
+            "is empty); everything that does not need it is published as usual, and the audiences "
+            "with conditions on its scores have no members until it is fitted.</p>"
+        )
+    header = ["model", "status", "version / why not", "scores", "audiences on its scores"]
+    return "<h3>Model status</h3>" + _table(header, rows) + note

@@ -7,8 +7,14 @@ backtests the model on the latest labelled snapshot against the two baselines, r
 labelled snapshot and scores the users active as of d into ``ml.churn_risk``. The backtest goes to
 ``ml.churn_risk_evaluation`` (one row per method, with its reliability table and ROC curve as JSON)
 and, with the fitted model, to a versioned artifact ``<data dir>/models/churn/<model_version>.joblib``
-with its ``.json`` beside it. The model-health checks below read those tables; the ROC and
-reliability curves are drawn in the asset's metadata and the mart's HTML report.
+with its ``.json`` beside it; ``ml.churn_risk_fit`` (one row) records whether the model was fitted.
+The model-health checks below read those tables; the ROC and reliability curves are drawn in the
+asset's metadata and the mart's HTML report.
+
+When the history cannot support an honest fit (``CannotFitError``: fewer than two labelled snapshot
+dates, a single class), ``ml.churn_risk`` and ``ml.churn_risk_evaluation`` are written empty with
+their usual columns, ``ml.churn_risk_fit`` says ``is_fitted = false`` with the reason and the
+numbers, the warning check ``churn_risk__model_fitted`` says so, and no artifact is saved.
 """
 
 import json
@@ -23,8 +29,21 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from models_py.churn import METHODS, ChurnModel, ChurnParams, bgnbd_p_alive_by_snapshot
+from models_py.churn import (
+    METHODS,
+    SCORE_COLUMNS,
+    CannotFitError,
+    ChurnModel,
+    ChurnParams,
+    bgnbd_p_alive_by_snapshot,
+)
 from orchestration.checks.expectations import build_warehouse_suite_check
+from orchestration.checks.model_status import (
+    build_model_fitted_check,
+    fit_status,
+    not_applicable,
+    not_fitted_reason,
+)
 from orchestration.checks.results import error_result
 from orchestration.plots import draw_model_plots, markdown_image
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
@@ -36,6 +55,7 @@ USER_DAYS_TABLE = "marts.fct_user_days"
 CHURN_SCHEMA = "ml"
 CHURN_TABLE = f"{CHURN_SCHEMA}.churn_risk"
 EVALUATION_TABLE = f"{CHURN_SCHEMA}.churn_risk_evaluation"
+FIT_TABLE = f"{CHURN_SCHEMA}.churn_risk_fit"
 METRIC_COLUMNS = ("roc_auc", "pr_auc", "brier", "log_loss", "expected_calibration_error", "roc_auc_customers")
 METHOD_LABELS = {
     "model": "gradient-boosted model",
@@ -175,6 +195,8 @@ def churn_risk(
         context.log.warning(f"P(alive) baseline: no BG/NBD fit as of {date}: {reason}")
     try:
         model = ChurnModel(params, n_threads=config.n_threads).fit(snapshots, p_alive)
+    except CannotFitError as err:
+        return _not_fitted(context, warehouse, as_of_date, err, started)
     except ValueError as err:
         raise dg.Failure(f"churn model: {err}") from err
     scores = model.score(snapshots)
@@ -198,11 +220,12 @@ def churn_risk(
     )
 
     evaluation = _evaluation_rows(metrics, version, as_of_date)
+    fit_row = _fit_row(as_of_date, version, json.dumps(model.fit_info_, default=str))
     warehouse.write_frames(
         CHURN_SCHEMA,
         {
             table.removeprefix(f"{CHURN_SCHEMA}."): frame
-            for table, frame in ((CHURN_TABLE, scores), (EVALUATION_TABLE, evaluation))
+            for table, frame in ((CHURN_TABLE, scores), (EVALUATION_TABLE, evaluation), (FIT_TABLE, fit_row))
         },
         sort_rows=True,
     )
@@ -213,6 +236,7 @@ def churn_risk(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(scores),
+            "is_fitted": True,
             "model_version": version,
             "model_vs_baselines": dg.MetadataValue.md(_comparison_markdown(metrics)),
             "reliability": dg.MetadataValue.md(_reliability_markdown(metrics)),
@@ -227,6 +251,75 @@ def churn_risk(
             "fit_seconds": fit_seconds,
             "seconds": seconds,
             **plots,
+        }
+    )
+
+
+def _fit_row(
+    as_of_date: Any,
+    model_version: str | None,
+    fit_info: str,
+    not_fitted_reason: str | None = None,
+) -> pd.DataFrame:
+    """The one row of ml.churn_risk_fit: the model behind ml.churn_risk, or why there is none."""
+    return pd.DataFrame(
+        {
+            "model_version": pd.Series([model_version], dtype="str"),
+            "as_of_date": pd.to_datetime([as_of_date]),
+            "is_fitted": [not_fitted_reason is None],
+            "not_fitted_reason": pd.Series([not_fitted_reason], dtype="str"),
+            "fit_info": pd.Series([fit_info], dtype="str"),
+        }
+    )
+
+
+def _not_fitted(
+    context: dg.AssetExecutionContext, warehouse: Any, as_of_date: Any, error: CannotFitError, started: float
+) -> dg.MaterializeResult:
+    """No honest fit: empty ml.churn_risk and ml.churn_risk_evaluation with their usual columns, the
+    reason in ml.churn_risk_fit, no artifact."""
+    reason = str(error)
+    context.log.warning(f"{CHURN_TABLE}: not fitted, no scores written: {reason}")
+    dtypes = {
+        "user_id": "str",
+        "as_of_date": "datetime64[us]",
+        "churn_risk": "float64",
+        "risk_decile": "int64",
+        "days_since_last_active": "int64",
+        "model_version": "str",
+    }
+    scores = pd.DataFrame({column: pd.Series([], dtype=dtypes[column]) for column in SCORE_COLUMNS})
+    evaluation = pd.DataFrame(
+        {
+            "model_version": pd.Series([], dtype="str"),
+            "as_of_date": pd.Series([], dtype="datetime64[us]"),
+            "evaluation_snapshot_date": pd.Series([], dtype="datetime64[us]"),
+            "method": pd.Series([], dtype="str"),
+            "rows": pd.Series([], dtype="int64"),
+            "churn_rate": pd.Series([], dtype="float64"),
+            **{key: pd.Series([], dtype="float64") for key in METRIC_COLUMNS},
+            "reliability": pd.Series([], dtype="str"),
+            "roc_curve": pd.Series([], dtype="str"),
+            "method_label": pd.Series([], dtype="str"),
+        }
+    )
+    facts = json.loads(json.dumps(error.facts, default=str))
+    fit_row = _fit_row(as_of_date, None, json.dumps(facts), reason)
+    warehouse.write_frames(
+        CHURN_SCHEMA,
+        {
+            table.removeprefix(f"{CHURN_SCHEMA}."): frame
+            for table, frame in ((CHURN_TABLE, scores), (EVALUATION_TABLE, evaluation), (FIT_TABLE, fit_row))
+        },
+        sort_rows=True,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": 0,
+            "is_fitted": False,
+            "not_fitted_reason": reason,
+            "facts": dg.MetadataValue.json(facts),
+            "seconds": round(time.perf_counter() - started, 3),
         }
     )
 
@@ -253,6 +346,16 @@ def _evaluation_plots(evaluation: pd.DataFrame, log: Any) -> dict[str, dg.Metada
 def churn_risk__outputs_in_range(settings: LifecycleSettings) -> dg.AssetCheckResult:
     warehouse = settings.warehouse()
     scores = warehouse.query(f"select * from {CHURN_TABLE}")
+    status = fit_status(settings, "churn_risk")
+    if not status.is_fitted:
+        # No model: what must hold is that no score was written.
+        return error_result(
+            scores.empty,
+            not_applicable("churn_risk", status.reason, f"{CHURN_TABLE} holds no scores, as it must")
+            if scores.empty
+            else f"{CHURN_TABLE}: FAILED {len(scores):,} scores but no model was fitted ({status.reason})",
+            rows_checked=len(scores),
+        )
     evaluated = set(
         warehouse.query(f"select distinct model_version from {EVALUATION_TABLE}")["model_version"]
     )
@@ -313,6 +416,18 @@ def churn_risk__every_active_user_scored(settings: LifecycleSettings) -> dg.Asse
             """
     )
     (expected, scored, rows, missing, extra) = (int(value) for value in counts.iloc[0])
+    status = fit_status(settings, "churn_risk")
+    if not status.is_fitted:
+        return error_result(
+            rows == 0,
+            not_applicable(
+                "churn_risk", status.reason, f"none of the {expected:,} active users is scored, as it must"
+            )
+            if rows == 0
+            else f"{CHURN_TABLE}: FAILED {rows:,} scores but no model was fitted ({status.reason})",
+            active_users=expected,
+            scored_rows=rows,
+        )
     problems = []
     if missing:
         problems.append(f"{missing:,} of {expected:,} active users have no churn score")
@@ -341,6 +456,13 @@ def churn_risk__every_active_user_scored(settings: LifecycleSettings) -> dg.Asse
     ),
 )
 def churn_risk__beats_baselines(settings: LifecycleSettings) -> dg.AssetCheckResult:
+    status = fit_status(settings, "churn_risk")
+    if not status.is_fitted:
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"churn_risk: no backtest, the model was not fitted ({status.reason})",
+        )
     evaluation = settings.warehouse().query(
         f"select method, roc_auc, rows, evaluation_snapshot_date from {EVALUATION_TABLE}"
     )
@@ -372,7 +494,13 @@ def churn_risk__beats_baselines(settings: LifecycleSettings) -> dg.AssetCheckRes
 
 
 churn_risk_checks = [
-    build_warehouse_suite_check(dg.AssetKey("churn_risk"), CHURN_TABLE, "churn_risk"),
+    build_model_fitted_check("churn_risk"),
+    build_warehouse_suite_check(
+        dg.AssetKey("churn_risk"),
+        CHURN_TABLE,
+        "churn_risk",
+        empty_because=lambda settings: not_fitted_reason(settings, "churn_risk"),
+    ),
     churn_risk__outputs_in_range,
     churn_risk__every_active_user_scored,
     churn_risk__beats_baselines,

@@ -6,6 +6,11 @@ customer into ``ml.customer_clv``, refits on the calibration window of
 ``ml.customer_clv_fit`` (one row: the fit behind ``ml.customer_clv``) and the holdout table in
 ``ml.customer_clv_holdout``. The model-health checks below read those tables; the holdout table
 is also drawn as the calibration plot in the asset's metadata and the mart's HTML report.
+
+When the data cannot support an honest fit (``CannotFitError``: fewer than 30 repeat customers,
+no convergence, non-finite scores), ``ml.customer_clv`` is written empty with its usual columns,
+the fit record says ``is_fitted = false`` with the reason and the numbers, the warning check
+``customer_clv__model_fitted`` says so, and the blocking checks have nothing to block on.
 """
 
 import json
@@ -17,7 +22,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from models_py.clv import ClvModel, HoldoutEvaluation, evaluate_holdout
+from models_py.clv import CannotFitError, ClvModel, HoldoutEvaluation, evaluate_holdout
+from orchestration.checks.model_status import build_model_fitted_check, not_applicable
 from orchestration.checks.results import error_result
 from orchestration.plots import draw_model_plots, markdown_image
 from orchestration.resources import WAREHOUSE_POOL, LifecycleSettings
@@ -103,15 +109,16 @@ def customer_clv(
         f"from {SUMMARY_TABLE} order by user_id"
     )
     holdout_input = warehouse.query(f"select * from {HOLDOUT_INPUT_TABLE} order by user_id")
-    if summary.empty:
-        raise dg.Failure(f"{SUMMARY_TABLE} is empty: no customer with a completed order to model")
-    model = ClvModel(time_unit=config.time_unit).fit(summary)
-    scores = model.predict(
-        summary,
-        clv_horizon_months=config.clv_horizon_months,
-        monthly_discount_rate=config.monthly_discount_rate,
-        margin=config.margin,
-    )
+    try:
+        model = ClvModel(time_unit=config.time_unit).fit(summary)
+        scores = model.predict(
+            summary,
+            clv_horizon_months=config.clv_horizon_months,
+            monthly_discount_rate=config.monthly_discount_rate,
+            margin=config.margin,
+        )
+    except CannotFitError as err:
+        return _not_fitted(context, config, warehouse, summary, err, started)
     output = summary.drop(columns="observation_end_date").join(scores)
     output["clv_horizon_months"] = config.clv_horizon_months
     output["model_version"] = model.model_version()
@@ -120,20 +127,16 @@ def customer_clv(
     evaluation, holdout_problem = _holdout(holdout_input, config.time_unit)
     if holdout_problem:
         context.log.warning(holdout_problem)
-    fit_row = pd.DataFrame(
-        {
-            "model_version": [model.model_version()],
-            "time_unit": [config.time_unit],
-            "as_of_date": [summary["as_of_date"].max()],
-            "observation_end_date": [summary["observation_end_date"].max()],
-            "n_customers": [len(summary)],
-            "params": [json.dumps(model.params_)],
-            "fit_info": [json.dumps(model.fit_info_)],
-            "holdout_metrics": [json.dumps(evaluation.metrics()) if evaluation else None],
-            "holdout_fit_info": [json.dumps(evaluation.fit_info) if evaluation else None],
-            "holdout_problem": [holdout_problem],
-            "run_id": [context.run.run_id],
-        }
+    fit_row = _fit_row(
+        context,
+        config,
+        summary,
+        model_version=model.model_version(),
+        params=json.dumps(model.params_),
+        fit_info=json.dumps(model.fit_info_),
+        holdout_metrics=json.dumps(evaluation.metrics()) if evaluation else None,
+        holdout_fit_info=json.dumps(evaluation.fit_info) if evaluation else None,
+        holdout_problem=holdout_problem,
     )
     holdout_table = (
         evaluation.by_frequency.reset_index().assign(holdout_days=evaluation.holdout_days)
@@ -153,6 +156,7 @@ def customer_clv(
     )
     metadata: dict[str, Any] = {
         "dagster/row_count": len(output),
+        "is_fitted": True,
         "model_version": model.model_version(),
         "parameters": dg.MetadataValue.md(_parameters_markdown(model)),
         "params": dg.MetadataValue.json(model.params_),
@@ -173,6 +177,92 @@ def customer_clv(
     else:
         metadata["holdout_problem"] = holdout_problem
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _fit_row(
+    context: dg.AssetExecutionContext,
+    config: ClvConfig,
+    summary: pd.DataFrame,
+    *,
+    model_version: str | None,
+    params: str | None,
+    fit_info: str,
+    holdout_metrics: str | None,
+    holdout_fit_info: str | None,
+    holdout_problem: str | None,
+    not_fitted_reason: str | None = None,
+) -> pd.DataFrame:
+    """The one row of ml.customer_clv_fit: the fit behind ml.customer_clv, or why there is none.
+    Text columns are typed, so that a NULL is stored as a NULL text and not as an untyped column."""
+
+    def text(value: str | None) -> pd.Series:
+        return pd.Series([value], dtype="str")
+
+    return pd.DataFrame(
+        {
+            "model_version": text(model_version),
+            "is_fitted": [not_fitted_reason is None],
+            "not_fitted_reason": text(not_fitted_reason),
+            "time_unit": [config.time_unit],
+            "as_of_date": [summary["as_of_date"].max()],
+            "observation_end_date": [summary["observation_end_date"].max()],
+            "n_customers": [len(summary)],
+            "params": text(params),
+            "fit_info": text(fit_info),
+            "holdout_metrics": text(holdout_metrics),
+            "holdout_fit_info": text(holdout_fit_info),
+            "holdout_problem": text(holdout_problem),
+            "run_id": [context.run.run_id],
+        }
+    )
+
+
+def _not_fitted(
+    context: dg.AssetExecutionContext,
+    config: ClvConfig,
+    warehouse: Any,
+    summary: pd.DataFrame,
+    error: CannotFitError,
+    started: float,
+) -> dg.MaterializeResult:
+    """No honest fit: an empty ml.customer_clv with its usual columns, the reason in the fit record."""
+    reason = str(error)
+    context.log.warning(f"{CLV_TABLE}: not fitted, no scores written: {reason}")
+    scores = pd.DataFrame({column: pd.Series([], dtype="float64") for column in OUTPUT_RANGES})
+    output = pd.concat(
+        [summary.drop(columns="observation_end_date").head(0).reset_index(drop=True), scores], axis=1
+    )
+    output["clv_horizon_months"] = pd.Series([], dtype="int64")
+    output["model_version"] = pd.Series([], dtype="str")
+    fit_row = _fit_row(
+        context,
+        config,
+        summary,
+        model_version=None,
+        params=None,
+        fit_info=json.dumps(error.facts, default=str),
+        holdout_metrics=None,
+        holdout_fit_info=None,
+        holdout_problem="the model was not fitted",
+        not_fitted_reason=reason,
+    )
+    holdout_table = pd.DataFrame({"calibration_frequency": pd.Series([], dtype="str")})
+    warehouse.write_frames(
+        CLV_SCHEMA,
+        {
+            table.removeprefix(f"{CLV_SCHEMA}."): frame
+            for table, frame in ((CLV_TABLE, output), (FIT_TABLE, fit_row), (HOLDOUT_TABLE, holdout_table))
+        },
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": 0,
+            "is_fitted": False,
+            "not_fitted_reason": reason,
+            "facts": dg.MetadataValue.json(json.loads(json.dumps(error.facts, default=str))),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    )
 
 
 def _holdout_plot(holdout_table: pd.DataFrame, log: Any) -> dict[str, dg.MetadataValue]:
@@ -210,6 +300,18 @@ def _latest_fit(settings: LifecycleSettings) -> tuple[dict[str, Any], str | None
 def customer_clv__fit_converged(settings: LifecycleSettings) -> dg.AssetCheckResult:
     record, scored_versions = _latest_fit(settings)
     info = record["fit_info"]
+    if not record["is_fitted"]:
+        # No fit, so nothing converged or not; what must hold is that no score was written.
+        rows = int(settings.warehouse().query(f"select count(*) as n from {CLV_TABLE}")["n"].iloc[0])
+        reason = record["not_fitted_reason"]
+        return error_result(
+            rows == 0,
+            not_applicable("customer_clv", reason, f"{CLV_TABLE} holds no scores, as it must")
+            if rows == 0
+            else f"customer_clv: FAILED {CLV_TABLE} holds {rows:,} scores but no model was fitted ({reason})",
+            is_fitted=False,
+            scored_rows=rows,
+        )
     steps = {
         model: (
             f"ladder step {info[f'{model}_ladder_step']} (penalizer {info[f'{model}_penalizer_coef']:g}, "
@@ -247,6 +349,9 @@ def customer_clv__fit_converged(settings: LifecycleSettings) -> dg.AssetCheckRes
 )
 def customer_clv__parameters_finite(settings: LifecycleSettings) -> dg.AssetCheckResult:
     record, _ = _latest_fit(settings)
+    if not record["is_fitted"]:
+        reason = record["not_fitted_reason"]
+        return error_result(True, not_applicable("customer_clv", reason, "no parameters to check"))
     params, info = record["params"], record["fit_info"]
     values = {
         **{f"bgnbd.{k}": v for k, v in params["bgnbd"].items()},
@@ -275,6 +380,9 @@ def customer_clv__parameters_finite(settings: LifecycleSettings) -> dg.AssetChec
 )
 def customer_clv__gamma_gamma_q_above_1(settings: LifecycleSettings) -> dg.AssetCheckResult:
     record, _ = _latest_fit(settings)
+    if not record["is_fitted"]:
+        reason = record["not_fitted_reason"]
+        return error_result(True, not_applicable("customer_clv", reason, "no Gamma-Gamma q to check"))
     q = record["params"]["gamma_gamma"]["q"]
     passed = q is not None and math.isfinite(q) and q > 1
     return error_result(
@@ -305,6 +413,7 @@ def customer_clv__outputs_in_range(settings: LifecycleSettings) -> dg.AssetCheck
         count = int((~np.isfinite(values) | (values < low) | (values > high)).sum())
         if count:
             failing[column] = count
+    unfitted = "" if len(scores) else " (no scores: see customer_clv__model_fitted)"
     return error_result(
         not failing,
         "; ".join(
@@ -312,7 +421,7 @@ def customer_clv__outputs_in_range(settings: LifecycleSettings) -> dg.AssetCheck
             f"outside [{OUTPUT_RANGES[column][0]:g}, {OUTPUT_RANGES[column][1]:g}]"
             for column, count in failing.items()
         )
-        or f"{CLV_TABLE}: {len(scores):,} rows, every score finite and in range",
+        or f"{CLV_TABLE}: {len(scores):,} rows, every score finite and in range{unfitted}",
         rows_checked=len(scores),
         failing_rows=dg.MetadataValue.json(failing),
     )
@@ -359,6 +468,7 @@ def customer_clv__holdout_error(settings: LifecycleSettings) -> dg.AssetCheckRes
 
 
 customer_clv_checks = [
+    build_model_fitted_check("customer_clv"),
     customer_clv__fit_converged,
     customer_clv__parameters_finite,
     customer_clv__gamma_gamma_q_above_1,

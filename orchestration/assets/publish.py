@@ -146,6 +146,7 @@ def reporting_mart(context: dg.AssetExecutionContext, settings: LifecycleSetting
         info = dict(zip([column for column, *_ in cursor.description], cursor.fetchone(), strict=True))
         as_of_date = info["as_of_date"]
         plot_tables = _read_plot_tables(conn, context.log)
+        model_status = _read_model_status(conn, context.log)
     started = time.perf_counter()
     images, problems = _draw_mart_plots(plot_tables, context.log)
     seconds["plots"] = time.perf_counter() - started
@@ -159,6 +160,7 @@ def reporting_mart(context: dg.AssetExecutionContext, settings: LifecycleSetting
         images=images,
         problems=problems,
         rpt_kpis=plot_tables.get("rpt_kpis"),
+        model_status=model_status,
         log=context.log,
     )
     seconds["report"] = time.perf_counter() - started
@@ -208,6 +210,16 @@ def _read_plot_tables(conn: duckdb.DuckDBPyConnection, log: dg.DagsterLogManager
         except duckdb.Error as err:
             log.warning(f"plots: cannot read {table} from the published mart, its plot is skipped: {err}")
     return frames
+
+
+def _read_model_status(conn: duckdb.DuckDBPyConnection, log: dg.DagsterLogManager) -> pd.DataFrame | None:
+    """rpt_model_status of the published mart (whether each Python model was fitted), for the
+    report; None with a warning if it cannot be read (the report then says nothing about it)."""
+    try:
+        return conn.execute("select * from rpt_model_status order by model").df()
+    except duckdb.Error as err:
+        log.warning(f"report: cannot read rpt_model_status from the published mart: {err}")
+        return None
 
 
 def _draw_mart_plots(
@@ -297,6 +309,7 @@ def _write_report(
     problems: dict[str, str],
     rpt_kpis: pd.DataFrame | None,
     log: Any,
+    model_status: pd.DataFrame | None = None,
 ) -> Path | None:
     """Draw the model plots and write the HTML report of the published version; on any failure
     warn and return None (the mart is already published: the report never fails the publication)."""
@@ -314,6 +327,7 @@ def _write_report(
             problems={**problems, **model_problems},
             rpt_kpis=rpt_kpis,
             model_tables=model_tables,
+            model_status=model_status,
         )
         path, removed = write_mart_report(reports_dir(settings), version, document, kept_versions)
     except Exception as err:  # the report is a convenience: any failure is logged, never raised

@@ -14,8 +14,11 @@ RECONCILIATION_RULES: dict[str, tuple[str, str]] = {
         "select count(distinct user_id) from fct_user_days",
         "select count(*) from dim_users",
     ),
-    "every customer (an order not fully refunded) has a CLV row": (
-        "select count(*) from dim_users where orders_count > 0",
+    # No CLV row at all while rpt_model_status says the model was not fitted; without a status row
+    # the model counts as fitted (the rule stays strict).
+    "every customer (an order not fully refunded) has a CLV row (none while the CLV model is not fitted)": (
+        "select count(*) from dim_users where orders_count > 0 "
+        "and (select is_fitted from rpt_model_status where model = 'customer_clv') is not false",
         "select count(*) from customer_clv c inner join dim_users u on c.user_id = u.user_id",
     ),
     "every user's current stage in the stage history equals dim_users": (
@@ -66,10 +69,14 @@ RECONCILIATION_SAMPLES: dict[str, tuple[str, str]] = {
         where k.user_id is null or d.dim_users_rows is distinct from 1
         """,
     ),
-    "every customer (an order not fully refunded) has a CLV row": (
+    "every customer (an order not fully refunded) has a CLV row (none while the CLV model is not fitted)": (
         "customer_clv",
         """
-        with customers as (select user_id, orders_count from dim_users where orders_count > 0),
+        with customers as (
+            select user_id, orders_count from dim_users
+            where orders_count > 0
+                and (select is_fitted from rpt_model_status where model = 'customer_clv') is not false
+        ),
         clv as (
             select c.user_id, count(*) as clv_rows
             from customer_clv c inner join dim_users u on c.user_id = u.user_id group by c.user_id

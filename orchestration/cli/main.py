@@ -337,7 +337,19 @@ def print_summary(settings: LifecycleSettings) -> None:
         for stage, users, share in stages:
             print(f"  {stage:<14}{users:>10,}  {share:>5}%")
         print(f"  {'total':<14}{sum(row[1] for row in stages):>10,}")
+        unfitted = dict(
+            conn.execute(
+                "select model, not_fitted_reason from rpt_model_status where not is_fitted order by model"
+            ).fetchall()
+            if "rpt_model_status" in tables
+            else []
+        )
+        for model, reason in unfitted.items():
+            print(f"\n{model}: not fitted, no scores published: {reason}")
         print("\nTop customers by CLV:")
+        if "customer_clv" in unfitted:
+            print("  none: the CLV model was not fitted (see above)")
+            return
         rows = conn.execute(
             "select c.user_id, u.lifecycle_stage, c.frequency, round(c.p_alive, 3), round(c.clv, 2) "
             "from customer_clv c join dim_users u using (user_id) order by c.clv desc, c.user_id limit 5"

@@ -381,6 +381,25 @@ def test_empty_published_table_fails():
     assert result.failures[0].observed_value == 0
 
 
+@pytest.mark.parametrize("table", ["customer_clv", "churn_risk"])
+def test_a_model_table_without_a_fit_must_be_empty_with_its_columns(table):
+    columns = runner.load_suite_dict(table)["expectations"][0]["kwargs"]["column_set"]
+    empty = pd.DataFrame({column: pd.Series([], dtype="float64") for column in columns})
+    result = validate_dataframe(empty, table, empty_because="too few repeat customers")
+    assert result.success, result.describe()
+    assert [o.expectation_type for o in result.outcomes] == [
+        "expect_table_columns_to_match_set",
+        "expect_table_row_count_to_equal",
+    ]
+    one_row = pd.DataFrame({column: [1.0] for column in columns})
+    failed = validate_dataframe(one_row, table, empty_because="too few repeat customers")
+    assert [o.rule for o in failed.failures] == [
+        f"{table} holds no rows while its model is not fitted (too few repeat customers)"
+    ]
+    missing = validate_dataframe(empty.drop(columns=columns[-1]), table, empty_because="x")
+    assert [o.expectation_type for o in missing.failures] == ["expect_table_columns_to_match_set"]
+
+
 def test_validation_leaves_no_files_and_opens_no_socket(tmp_path, monkeypatch):
     private_tmp, cwd = tmp_path / "tmp", tmp_path / "cwd"
     private_tmp.mkdir()

@@ -19,6 +19,7 @@ from models_py.churn import (
     LABEL,
     NUMERIC_FEATURES,
     SCORE_COLUMNS,
+    CannotFitError,
     ChurnModel,
     ChurnParams,
     bgnbd_p_alive_by_snapshot,
@@ -324,10 +325,25 @@ def tiny_snapshots(n_dates: int = 3, users: int = 60, seed: int = 0) -> pd.DataF
 
 
 def test_fit_needs_enough_labelled_snapshots_and_columns():
-    with pytest.raises(ValueError, match="at least 2 labelled snapshot dates"):
-        ChurnModel().fit(tiny_snapshots(n_dates=1))
-    with pytest.raises(ValueError, match="at least 3 labelled snapshot dates"):
+    one = tiny_snapshots(n_dates=1)
+    with pytest.raises(
+        CannotFitError, match=r"at least 2 labelled snapshot dates .*found 1: \d{4}-\d\d-\d\d \("
+    ) as err:
+        ChurnModel().fit(one)
+    labelled = one.loc[~one["is_scoring_snapshot"]]
+    assert err.value.facts == {
+        "labelled_snapshot_dates": [str(labelled["snapshot_date"].iloc[0].date())],
+        "labelled_rows": len(labelled),
+        "min_labelled_snapshot_dates": 2,
+        "calibration": "none",
+    }
+    with pytest.raises(CannotFitError, match="at least 3 labelled snapshot dates"):
         ChurnModel(ChurnParams(calibration="isotonic")).fit(tiny_snapshots(n_dates=2))
+    single_class = tiny_snapshots()
+    single_class[LABEL] = single_class[LABEL].where(single_class["is_scoring_snapshot"], False)
+    with pytest.raises(CannotFitError, match="hold a single class"):
+        ChurnModel().fit(single_class)
+    # input errors are not a lack of data: plain ValueErrors
     with pytest.raises(ValueError, match=r"missing column\(s\) \['tenure_days'\]"):
         ChurnModel().fit(tiny_snapshots().drop(columns="tenure_days"))
     broken = tiny_snapshots()

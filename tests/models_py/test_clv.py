@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from models_py import clv
-from models_py.clv import ClvModel, evaluate_holdout
+from models_py.clv import CannotFitError, ClvModel, evaluate_holdout
 from models_py.generator import GeneratedDataset, GeneratorConfig, generate
 
 with warnings.catch_warnings():
@@ -395,6 +395,112 @@ def test_predict_certainly_dead_history_is_zero_without_warnings(day_model):
     assert out.loc[0, "clv"] == pytest.approx(0.0, abs=1e-9)
 
 
+# BG/NBD parameters fitted (in days) on the customer summaries of two short demo histories, where
+# lifetimes' expected purchases were NaN for every customer without a repeat purchase (a + b < 1
+# makes c = a + b + x - 1 negative for x = 0, and lifetimes takes the log of the then negative 2F1).
+SHORT_HISTORY_FITS = {
+    # 500 users over 120 days, seed 42: 152 customers, 48 repeat; NaN for 104 of 152.
+    "500x120": {
+        "r": 0.298010202300112,
+        "alpha": 14.49234834909029,
+        "a": 0.1785639714125963,
+        "b": 0.7283603295702477,
+    },
+    # 800 users over 90 days, seed 42: 258 customers, 72 repeat; NaN for 186 of 258. The fit sits at
+    # the edge of the parameter space (a, b -> 0): dropout is p = 0 or p = 1, in odds a : b.
+    "800x90": {
+        "r": 0.4107944378065358,
+        "alpha": 23.83042469835809,
+        "a": 3.459258034676221e-07,
+        "b": 7.899420866636582e-07,
+    },
+}
+# (x, t_x, T) in days, covering the summaries' ranges (x up to 9, T up to 115).
+SHORT_HISTORIES = [(0, 0, 0), (0, 0, 47), (0, 0, 115), (1, 10, 50), (2, 20, 50), (3, 5, 100), (9, 100, 110)]
+
+
+def _expected_purchases_by_quadrature(params, horizon, x, t_x, big_t):
+    """E[Y(horizon) | x, t_x, T] from the model's definition, without hypergeometric functions.
+
+    Given lambda and p, a customer alive at T buys (1 - exp(-lambda p horizon)) / p times on
+    average; the history's likelihood is (1-p)^x lambda^x e^(-lambda T) (alive) plus
+    p (1-p)^(x-1) lambda^x e^(-lambda t_x) (dropped out after the last purchase, x > 0). With
+    lambda ~ Gamma(r, alpha) integrated out in closed form, one integral over p ~ Beta(a, b) is
+    left, done numerically (p = s^(1/a) removes the p^(a-1) singularity).
+    """
+    from scipy import integrate
+    from scipy.special import betaln
+
+    r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
+    k, beta = r + x, b - 1 + x
+
+    def integrand(s):
+        log_s = np.log(s)
+        p = np.exp(log_s / a)
+        gain = -np.expm1(-k * np.log1p(p * horizon / (alpha + big_t))) / p
+        # (1 - p) / (1 - s), the smooth part of (1 - p)^beta next to the weight (1 - s)^beta
+        ratio = np.expm1(log_s / a) / np.expm1(log_s) if log_s < 0 else 1 / a
+        return gain * ratio**beta / a
+
+    alive, _ = integrate.quad(
+        integrand, 0, 1, weight="alg", wvar=(0, beta), epsabs=0, epsrel=1e-12, limit=200
+    )
+    likelihood = np.exp(betaln(a, b + x))
+    if x > 0:
+        likelihood += np.exp(betaln(a + 1, b + x - 1)) * ((alpha + big_t) / (alpha + t_x)) ** k
+    return alive / likelihood
+
+
+def _expected_purchases_two_point_dropout(params, horizon, x, t_x, big_t):
+    """The limit a, b -> 0 (a / (a + b) = pi): a share pi drops out at the first repeat purchase
+    (p = 1), the others never (p = 0)."""
+    r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
+    pi = a / (a + b)
+    # p = 0: Poisson purchases at a rate lambda | history ~ Gamma(r + x, alpha + T)
+    never = (r + x) / (alpha + big_t) * horizon
+    if x == 0:  # both kinds are alive; p = 1 buys once more at most
+        return (1 - pi) * never + pi * (1 - ((alpha + big_t) / (alpha + big_t + horizon)) ** r)
+    if x == 1:  # p = 1 dropped out right after its one repeat purchase
+        alive = (1 - pi) * (alpha + big_t) ** -(r + 1)
+        return alive / (alive + pi * (alpha + t_x) ** -(r + 1)) * never
+    return never  # two repeat purchases rule p = 1 out
+
+
+@pytest.mark.parametrize("fit", sorted(SHORT_HISTORY_FITS))
+def test_expected_purchases_are_finite_where_lifetimes_gives_nan(fit):
+    params = SHORT_HISTORY_FITS[fit]
+    x, t_x, big_t = (np.array(column, dtype=float) for column in zip(*SHORT_HISTORIES, strict=True))
+    bgf, _ = _lifetimes_fitters({"bgnbd": params, "gamma_gamma": {"p": 1.0, "q": 2.0, "v": 1.0}})
+    reference = (
+        _expected_purchases_by_quadrature if fit == "500x120" else _expected_purchases_two_point_dropout
+    )
+    # the 800x90 fit is a + b = 1.1e-6 away from the two-point limit: its dropout odds of order
+    # a * ((alpha + T) / (alpha + t_x))^(r + x) (up to 3e-5 here) are what the limit leaves out
+    rtol = 1e-12 if fit == "500x120" else 1e-4
+    for horizon in (1, 30, 90, 365):
+        with np.errstate(invalid="ignore"):
+            theirs = bgf.conditional_expected_number_of_purchases_up_to_time(horizon, x, t_x, big_t)
+        if horizon == 365:  # the defect: the log of a negative 2F1 (first buyers, long horizons)
+            assert np.isnan(theirs[:2]).all() and np.isfinite(theirs[x > 0]).all()
+        ours = clv.expected_purchases(params, horizon, x, t_x, big_t)
+        expected = [reference(params, horizon, *history) for history in SHORT_HISTORIES]
+        np.testing.assert_allclose(ours, expected, rtol=rtol)
+        # where lifetimes is finite, the two agree
+        finite = np.isfinite(theirs)
+        np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-9)
+
+
+def test_expected_purchases_equal_lifetimes_on_cdnow(day_model, cdnow):
+    bgf, _ = _lifetimes_fitters(day_model.params_)
+    f, r, t = (cdnow[c].to_numpy(dtype=float) for c in ("frequency", "recency", "t"))
+    for horizon in (0, 1, 30, 365):
+        np.testing.assert_allclose(
+            clv.expected_purchases(day_model.params_["bgnbd"], horizon, f, r, t),
+            bgf.conditional_expected_number_of_purchases_up_to_time(horizon, f, r, t),
+            rtol=1e-10,  # 1 - (...) 2F1(...) cancels for short horizons: both lose a few digits there
+        )
+
+
 def test_predict_argument_errors(day_model, cdnow):
     with pytest.raises(ValueError, match="horizons_days"):
         day_model.predict(cdnow, horizons_days=(30, 30))
@@ -570,10 +676,26 @@ def test_validation_first_buyer_rules_and_missing_column(cdnow, day_model):
         day_model.predict(cdnow.drop(columns="monetary_value"))
 
 
-def test_too_few_repeat_customers_fail_clearly(cdnow):
+def test_too_few_repeat_customers_cannot_fit_and_say_why(cdnow):
     few = pd.concat([cdnow[cdnow["frequency"] == 0], cdnow[cdnow["frequency"] > 0].head(5)])
-    with pytest.raises(ValueError, match=r"only 5 customers with frequency > 0 and monetary_value > 0"):
+    with pytest.raises(
+        CannotFitError, match=r"Gamma-Gamma needs at least 30 repeat customers .*found 5 "
+    ) as err:
         ClvModel().fit(few)
+    assert err.value.facts["n_gamma_gamma_customers"] == 5
+    assert err.value.facts["n_customers"] == len(few)
+    assert err.value.facts["min_gamma_gamma_customers"] == clv.MIN_GAMMA_GAMMA_CUSTOMERS
+
+
+def test_no_customer_yet_cannot_fit_but_a_broken_summary_is_an_input_error(cdnow):
+    with pytest.raises(CannotFitError, match=r"needs at least 30 repeat customers .*found 0 ") as err:
+        ClvModel().fit(cdnow.head(0))
+    assert err.value.facts["n_customers"] == 0
+    # A missing column or a broken rule is not a lack of data: a plain ValueError.
+    for broken in (cdnow.head(0).drop(columns="t"), cdnow.assign(recency=-1.0)):
+        with pytest.raises(ValueError) as err:
+            ClvModel().fit(broken)
+        assert not isinstance(err.value, CannotFitError)
 
 
 # ----------------------------------------------------------- convergence
@@ -647,7 +769,9 @@ def test_penalizer_ladder_retries_then_reports_data_shape(cdnow, monkeypatch):
             raise ConvergenceError("forced failure")
 
     monkeypatch.setattr(clv, "BetaGeoFitter", NeverConverges)
-    with pytest.raises(ValueError, match=r"BG/NBD fit failed.*n_customers=2357.*max_frequency=29") as failed:
+    with pytest.raises(
+        CannotFitError, match=r"BG/NBD fit failed.*n_customers=2357.*max_frequency=29"
+    ) as failed:
         ClvModel().fit(cdnow)
     for step, (pen, tol) in enumerate(clv.FIT_LADDER):
         assert f"step {step} (penalizer {pen:g}, tol {tol:g}): ConvergenceError" in str(failed.value)
@@ -675,7 +799,9 @@ def test_gamma_gamma_without_population_mean_fails_clearly(cdnow):
     heavy = cdnow.copy()
     spend = (np.random.default_rng(2).pareto(0.6, len(heavy)) + 1) * 10
     heavy["monetary_value"] = np.where(heavy["frequency"] > 0, spend, 0.0)
-    with pytest.raises(ValueError, match=r"Gamma-Gamma fit failed.*q = .* <= 1.*n_gamma_gamma_customers=946"):
+    with pytest.raises(
+        CannotFitError, match=r"Gamma-Gamma fit failed.*q = .* <= 1.*n_gamma_gamma_customers=946"
+    ):
         ClvModel().fit(heavy)
 
 

@@ -275,3 +275,45 @@ def test_a_row_condition_becomes_a_sql_predicate():
         row_condition_sql('transaction_type == "order"')  # a legacy string condition
     with pytest.raises(ValueError):
         row_condition_sql({**order, "column": {"name": "a; drop table x"}})
+
+
+def test_clv_rule_wants_every_customer_when_fitted_and_none_when_not(tmp_path):
+    (rule,) = [rule for rule in RECONCILIATION_RULES if "has a CLV row" in rule]
+    expected_sql, actual_sql = RECONCILIATION_RULES[rule]
+    path = tmp_path / "mart.duckdb"
+    declared_mart(path)
+
+    def outcome(conn) -> tuple[int, int]:
+        return conn.execute(expected_sql).fetchall()[0][0], conn.execute(actual_sql).fetchall()[0][0]
+
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("insert into dim_users (user_id, orders_count) values ('u1', 1), ('u2', 0)")
+        assert outcome(conn) == (1, 0)  # no status row: the model counts as fitted, the rule is strict
+        conn.execute("insert into rpt_model_status (model, is_fitted) values ('customer_clv', true)")
+        assert outcome(conn) == (1, 0)
+        conn.execute("insert into customer_clv (user_id) values ('u1')")
+        assert outcome(conn) == (1, 1)
+        conn.execute("update rpt_model_status set is_fitted = false where model = 'customer_clv'")
+        assert outcome(conn) == (0, 1)  # a CLV row without a fitted model is a mismatch
+        (failure,) = reconciliation_failures(conn, {rule: {"expected": 0, "actual": 1, "passed": False}})
+        assert failure["sample_rows"] == [{"user_id": "u1", "orders_count": None, "clv_rows": 1}]
+        conn.execute("delete from customer_clv")
+        assert outcome(conn) == (0, 0)
+
+
+def test_mart_suites_of_a_model_that_was_not_fitted_want_its_table_empty(tmp_path):
+    from orchestration.checks.expectations import unfitted_models, validate_table
+
+    path = tmp_path / "mart.duckdb"
+    declared_mart(path)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "insert into rpt_model_status (model, is_fitted, not_fitted_reason) values "
+            "('customer_clv', true, null), ('churn_risk', false, 'found 1 labelled snapshot date')"
+        )
+    assert unfitted_models(path) == {"churn_risk": "found 1 labelled snapshot date"}
+    empty, shown = validate_table(
+        path, "churn_risk", "churn_risk", empty_because="found 1 labelled snapshot date"
+    )
+    assert empty.success and shown == "churn_risk (model not fitted)"
+    assert not validate_table(path, "churn_risk", "churn_risk")[0].success  # the full suite wants rows

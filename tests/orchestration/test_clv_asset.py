@@ -23,6 +23,7 @@ from orchestration.assets.clv import (
     customer_clv__parameters_finite,
     customer_clv_checks,
 )
+from orchestration.checks.expectations import warehouse_suite_checks
 from orchestration.resources import LifecycleSettings
 from orchestration.warehouse import connect
 
@@ -155,3 +156,93 @@ def test_holdout_check_only_warns(settings):
     missing = customer_clv__holdout_error(settings=settings)
     assert not missing.passed and missing.severity == dg.AssetCheckSeverity.WARN
     assert f"{HOLDOUT_INPUT_TABLE} is empty" in missing.description
+
+
+# ------------------------------------------------------------ too little data
+def _few_repeat_customers(n_repeat: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
+    summary, holdout = _cdnow_inputs()
+    keep = (summary["frequency"] == 0) | (
+        summary.index.isin(summary.index[summary["frequency"] > 0][:n_repeat])
+    )
+    return summary[keep].reset_index(drop=True), holdout[keep].reset_index(drop=True)
+
+
+def _materialize_with_suite(settings: LifecycleSettings) -> dg.ExecuteInProcessResult:
+    suite_check = next(c for c in warehouse_suite_checks if "customer_clv__expectations" in str(c.check_keys))
+    return dg.materialize([customer_clv, *customer_clv_checks, suite_check], resources={"settings": settings})
+
+
+def test_too_few_repeat_customers_publish_no_scores_and_warn_with_the_reason(settings):
+    summary, holdout = _few_repeat_customers(12)
+    _write(settings, summary, holdout)
+    result = _materialize_with_suite(settings)
+    assert result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    fitted = evaluations["customer_clv__model_fitted"]
+    assert not fitted.passed and fitted.severity == dg.AssetCheckSeverity.WARN
+    assert "Gamma-Gamma needs at least 30 repeat customers" in fitted.description
+    assert "found 12 " in fitted.description
+    # the shipped audiences that read CLV scores are named
+    assert "win_back_high_value, churn_rescue, vip_care" in fitted.description
+    facts = fitted.metadata["facts"].value
+    assert facts["n_gamma_gamma_customers"] == 12 and facts["n_customers"] == len(summary)
+    # the blocking checks have nothing to block on: they pass and say why
+    blocking = [
+        "customer_clv__fit_converged",
+        "customer_clv__parameters_finite",
+        "customer_clv__gamma_gamma_q_above_1",
+        "customer_clv__outputs_in_range",
+        "customer_clv__expectations",
+    ]
+    for name in blocking:
+        assert evaluations[name].passed, (name, evaluations[name].description)
+    assert (
+        "not applicable, the model was not fitted" in evaluations["customer_clv__fit_converged"].description
+    )
+    holdout_check = evaluations["customer_clv__holdout_error"]
+    assert not holdout_check.passed and holdout_check.severity == dg.AssetCheckSeverity.WARN
+
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        columns = [row[0] for row in conn.execute(f"describe {CLV_TABLE}").fetchall()]
+        rows = conn.execute(f"select count(*) from {CLV_TABLE}").fetchall()[0][0]
+        fit = conn.sql(f"select * from {FIT_TABLE}").df()
+    assert rows == 0
+    assert columns == [
+        "user_id", "frequency", "recency", "t", "monetary_value", "as_of_date", "p_alive",
+        "expected_purchases_30d", "expected_purchases_90d", "expected_purchases_365d",
+        "expected_avg_order_value", "clv", "clv_horizon_months", "model_version",
+    ]  # fmt: skip
+    assert not fit.loc[0, "is_fitted"] and pd.isna(fit.loc[0, "model_version"])
+    assert fit.loc[0, "not_fitted_reason"].startswith("Gamma-Gamma needs at least 30 repeat customers")
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["is_fitted"].value is False and metadata["dagster/row_count"].value == 0
+
+
+def test_without_a_fit_the_blocking_checks_still_refuse_scores(settings):
+    summary, holdout = _few_repeat_customers(12)
+    _write(settings, summary, holdout)
+    assert _materialize_with_suite(settings).success
+    # scores that appear although no model was fitted are a defect: the strict checks catch them
+    _tamper(
+        settings,
+        f"insert into {CLV_TABLE} (user_id, p_alive, expected_purchases_30d, expected_purchases_90d, "
+        "expected_purchases_365d, expected_avg_order_value, clv, model_version) "
+        "values ('x', 0.5, 0, 0, 0, 1, 0, 'bgnbd-gg-00000000')",
+    )
+    converged = customer_clv__fit_converged(settings=settings)
+    assert not converged.passed and "holds 1 scores but no model was fitted" in converged.description
+    suite_check = next(c for c in warehouse_suite_checks if "customer_clv__expectations" in str(c.check_keys))
+    suite = suite_check(dg.build_asset_check_context(), settings=settings)
+    assert not suite.passed
+    assert "customer_clv holds no rows while its model is not fitted" in suite.description
+
+
+def test_no_customer_at_all_is_not_fitted_either(settings):
+    summary, holdout = _cdnow_inputs()
+    _write(settings, summary.head(0), holdout.head(0))
+    result = _materialize_with_suite(settings)
+    assert result.success
+    (fitted,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "customer_clv__model_fitted"
+    ]
+    assert not fitted.passed and "found 0 " in fitted.description

@@ -33,6 +33,7 @@ EXPECTED_ASSETS = {
     "fct_customer_rfm",
     "rpt_rfm_segments",
     "fct_audience_members",
+    "rpt_model_status",
     "customer_clv",
     "churn_risk",
     "mart_staging",
@@ -59,7 +60,9 @@ EXPECTED_OWN_CHECKS = {
 # Own checks that only warn (never block publication).
 EXPECTED_OWN_WARNING_CHECKS = {
     "customer_clv:customer_clv__holdout_error",
+    "customer_clv:customer_clv__model_fitted",
     "churn_risk:churn_risk__beats_baselines",
+    "churn_risk:churn_risk__model_fitted",
     "raw/users:raw_users__empty_days",
     "raw/events:raw_events__empty_days",
     "raw/transactions:raw_transactions__empty_days",

@@ -110,3 +110,38 @@ def test_a_broken_kpi_table_is_noted_not_raised(images):
     document = render(images, rpt_kpis=pd.DataFrame({"marker": [1]}))
     assert "KPI table per week not shown: rpt_kpis: missing columns" in document
     assert 'id="plot_kpi_trends"' in document
+
+
+def model_status(*, clv_fitted: bool) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "model": ["customer_clv", "churn_risk"],
+            "is_fitted": [clv_fitted, True],
+            "not_fitted_reason": [
+                None if clv_fitted else "Gamma-Gamma needs at least 30 repeat customers, found 12",
+                None,
+            ],
+            "model_version": ["bgnbd-gg-1a2b3c4d" if clv_fitted else None, "churn-hgb-0123456789ab"],
+            "scored_rows": [700 if clv_fitted else 0, 300],
+            "dependent_audiences": ["churn_rescue, vip_care, win_back_high_value", "churn_rescue"],
+            "as_of_date": [INFO["as_of_date"]] * 2,
+        }
+    )
+
+
+def test_report_says_which_model_was_not_fitted_and_why(images):
+    # the CLV plots could not be drawn (no scores): the report says why instead of a plotting error
+    drawn = {key: png for key, png in images.items() if mart_report.PLOT_MODELS.get(key) != "customer_clv"}
+    problems = {"plot_clv_distribution": "customer_clv: no non-null clv values, nothing to plot"}
+    document = render(drawn, problems=problems, model_status=model_status(clv_fitted=False))
+    reason = "Gamma-Gamma needs at least 30 repeat customers, found 12"
+    assert "<h3>Model status</h3>" in document
+    assert f"<td>not fitted</td><td>{reason}</td>" in document
+    assert "no members: churn_rescue, vip_care, win_back_high_value" in document
+    for key in ("plot_clv_distribution", "plot_clv_holdout_calibration"):
+        assert f"<code>{key}</code>: customer_clv was not fitted: {reason}" in document
+    assert "no non-null clv values" not in document
+    assert 'id="plot_churn_roc"' in document  # the other model's plots are there
+
+    fitted = render(images, model_status=model_status(clv_fitted=True))
+    assert "<td>fitted</td><td>bgnbd-gg-1a2b3c4d</td>" in fitted and "Not drawn" not in fitted
