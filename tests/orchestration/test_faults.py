@@ -536,6 +536,10 @@ def test_beats_baselines_warns_with_a_text_that_says_why(tmp_path):
             "('baseline_bgnbd_p_alive', null, 100, date '2026-03-01')) "
             "t(method, roc_auc, rows, evaluation_snapshot_date)"
         )
+        conn.execute(  # the fit record of a fitted model (orchestration/checks/model_status.py)
+            "create table ml.churn_risk_fit as select true as is_fitted, "
+            "cast(null as varchar) as not_fitted_reason, 'churn-test' as model_version, '{}' as fit_info"
+        )
     settings = LifecycleSettings(data_dir=str(tmp_path), landing_dir=str(tmp_path))
     outcome = churn_risk__beats_baselines(settings=settings)
     assert not outcome.passed and outcome.severity == dg.AssetCheckSeverity.WARN
